@@ -1,0 +1,42 @@
+# Rollcall: `make run` sets everything up and starts the server; `make test` runs every test.
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/rollcall/target
+export ROLLCALL_FIXTURES_DIR ?= $(CURDIR)/fixtures
+# Tests find the models here whatever data dir they use.
+export ROLLCALL_MODELS_DIR ?= $(CURDIR)/data/models
+CARGO ?= cargo
+
+.PHONY: run build models fixtures web check test test-postgres bench eval-calibration clean-data
+
+run: models web
+	$(CARGO) run --release --bin rollcall -- serve
+
+build: web
+	$(CARGO) build --release --bin rollcall
+
+models:
+	@./scripts/fetch-models.sh
+
+fixtures:
+	@./scripts/fetch-fixtures.sh
+
+# Front-end packages (Swagger UI for /api/docs), embedded into the binary at build time.
+web: web/node_modules/.package-lock.json
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+
+check: web
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
+
+test: models fixtures web check
+	$(CARGO) nextest run --workspace --no-fail-fast
+
+# The storage and API suites against PostgreSQL (needs ROLLCALL_TEST_POSTGRES_URL).
+test-postgres: models fixtures web
+	@test -n "$$ROLLCALL_TEST_POSTGRES_URL" || { echo "set ROLLCALL_TEST_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/test"; exit 2; }
+	$(CARGO) nextest run -p rollcall-server --no-fail-fast
+
+bench: models fixtures
+	$(CARGO) bench -p rollcall-face

@@ -1,0 +1,25 @@
+//! The `rollcall` binary: parses the command line and hands over to the server or the
+//! face engine. Business rules live in `rollcall-server` and `rollcall-face`.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "rollcall", version, about = "Face-recognition attendance service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure recognition accuracy on a labelled set of photos.
+    Eval(commands::eval::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Eval(args) => commands::eval::run(args),
+    }
+}

@@ -1,0 +1,1 @@
+//! Rollcall's server: the HTTP API, domain services, storage and background work.
