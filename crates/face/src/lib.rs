@@ -4,9 +4,28 @@
 //! This crate must not depend on HTTP, SQL or an async runtime: the server calls it
 //! from blocking worker threads, and deployers can use it on its own.
 
+pub mod align;
 pub mod antispoof;
+pub mod backend;
+pub mod decision;
+pub mod decode;
+pub mod detect;
+pub mod embed;
+pub mod engine;
 mod error;
+pub mod eval;
 mod geometry;
+pub mod index;
+pub mod quality;
 
+pub use decision::{ConfidenceCurve, Decision, DecisionRule, RejectReason, Threshold, ThresholdRule};
+pub use decode::{DecodeOptions, DecodedImage};
+pub use detect::{Detection, DetectorConfig};
+pub use embed::{EMBEDDING_DIM, Embedding, Template};
+pub use engine::{
+    EngineConfig, EnrollOutcome, Enrollment, FaceAnalysis, FaceEngine, FaceRejection, Identification,
+};
 pub use error::{Error, Result};
 pub use geometry::{BoundingBox, Landmarks, Point};
+pub use index::{ExactIndex, FaceIndex, Fusion, SearchHit, SearchResult};
+pub use quality::{Quality, QualityConfig, QualityIssue};
