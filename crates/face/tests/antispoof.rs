@@ -13,9 +13,10 @@ use serde_json::Value;
 
 /// Model outputs on identical inputs: tract vs TF.js (both f32; only op order differs).
 const MODEL_TOLERANCE: f32 = 1e-3;
-/// On the fixture photos the JPEG decoders differ too (`image` here, `jpeg-js` in the
-/// reference), by a grey level here and there.
-const PHOTO_TOLERANCE: f32 = 0.03;
+/// On the JPEG fixtures the decoders differ too (`image` here, `jpeg-js` in the reference)
+/// by a grey level here and there; measured differences are below 0.01. PNG decodes
+/// identically, so `32bit.png` is held to [`MODEL_TOLERANCE`] end to end.
+const PHOTO_TOLERANCE: f32 = 0.02;
 
 fn dir_from_env(var: &str, default: &str, make: &str) -> PathBuf {
     let dir = std::env::var_os(var)
@@ -208,17 +209,22 @@ fn fixture_portraits_match_tfjs_and_are_judged_live() {
         let got = engine()
             .check(&load_image(name), bbox(&case["box"]))
             .unwrap();
+        let tol = if name.ends_with(".png") {
+            MODEL_TOLERANCE
+        } else {
+            PHOTO_TOLERANCE
+        };
         assert_close(
             &format!("{name} antispoof"),
             got.antispoof_model,
             f(&case["antispoof"][0]),
-            PHOTO_TOLERANCE,
+            tol,
         );
         assert_close(
             &format!("{name} liveness"),
             got.liveness_model,
             f(&case["liveness"][0]),
-            PHOTO_TOLERANCE,
+            tol,
         );
         assert!(
             (0.0..=1.0).contains(&got.anti_spoof_score),

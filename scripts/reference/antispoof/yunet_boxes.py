@@ -1,7 +1,7 @@
 """Face boxes for the fixture portraits from OpenCV's own YuNet (the model Rollcall's
 detector runs), written to boxes.json for golden.js. Reference tooling only.
 
-    pip install numpy==2.* opencv-python-headless==4.*
+    pip install numpy==2.4.6 opencv-python-headless==5.0.0.93
     python yunet_boxes.py ../../../data/models ../../../fixtures/images > boxes.json
 """
 import json
