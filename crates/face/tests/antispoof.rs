@@ -337,3 +337,35 @@ fn loading_from_a_missing_dir_names_the_file() {
         other => panic!("expected ModelMissing, got {other:?}"),
     }
 }
+
+/// The real pipeline: boxes from this crate's YuNet detector rather than the reference's.
+#[test]
+fn portraits_boxed_by_the_crate_detector_are_judged_live() {
+    use rollcall_face::backend::TractBackend;
+    use rollcall_face::detect::{Detector, YUNET_FILE};
+    let detector = Detector::load(
+        std::sync::Arc::new(TractBackend),
+        &models_dir().join(YUNET_FILE),
+        Default::default(),
+    )
+    .expect("YuNet loads (run `make models`)");
+    for name in [
+        "obama.jpg",
+        "obama2.jpg",
+        "obama3.jpg",
+        "biden.jpg",
+        "32bit.png",
+    ] {
+        let image = load_image(name);
+        let faces = detector.detect(&image).unwrap();
+        let face = faces
+            .iter()
+            .max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))
+            .unwrap_or_else(|| panic!("{name}: no face found"));
+        let got = engine().check(&image, face.bbox).unwrap();
+        // Scores move a few hundredths with the box (the crate detects on a downscaled
+        // copy; the reference boxes come from OpenCV at full size), so only the decision
+        // is asserted here.
+        assert!(got.is_live, "{name}: {got:?} (box {:?})", face.bbox);
+    }
+}
