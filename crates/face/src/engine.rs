@@ -224,6 +224,11 @@ impl FaceEngine {
         &self.config
     }
 
+    /// The anti-spoof stage, when enabled.
+    pub fn anti_spoof(&self) -> Option<&AntiSpoof> {
+        self.anti_spoof.as_ref()
+    }
+
     /// Name of the inference backend.
     pub fn backend_name(&self) -> &'static str {
         self.backend.name()

@@ -324,3 +324,31 @@ fn the_engine_is_usable_from_several_threads() {
         }
     });
 }
+
+#[test]
+fn anti_spoof_runs_as_a_pipeline_stage() {
+    let engine = FaceEngine::load(&EngineConfig::new(models_dir())).expect("engine with anti-spoof loads");
+    assert!(engine.anti_spoof().is_some());
+    let faces = engine.analyze(&photo("obama.jpg")).unwrap();
+    let liveness = faces[0].liveness.expect("liveness computed");
+    assert!((0.0..=1.0).contains(&liveness.anti_spoof_score), "{liveness:?}");
+    // The other stages are unchanged by it.
+    assert_eq!(faces[0].embedding, Some(embedding_of("obama.jpg")));
+}
+
+#[test]
+fn eval_pairs_on_fixtures() {
+    use rollcall_face::eval;
+    let csv = "file_x,file_y,decision\nobama.jpg,obama2.jpg,Yes\nobama.jpg,obama3.jpg,Yes\nobama.jpg,biden.jpg,No\nobama2.jpg,biden.jpg,No\nobama.jpg,missing.jpg,Yes\n";
+    let pairs = eval::parse_pairs_csv(csv).unwrap();
+    let report = eval::evaluate_pairs(engine(), &pairs, &images_dir(), 0.363).unwrap();
+    assert_eq!(report.pairs, 5);
+    assert_eq!(report.scored_pairs, 4);
+    assert_eq!(report.detection_failures.len(), 1);
+    assert_eq!(report.detection_failures[0].reason, "unreadable");
+    let at = report.at_configured_threshold.unwrap();
+    assert_eq!(at.accuracy, 1.0, "{at:?}");
+    assert!(report.best_threshold.unwrap().accuracy == 1.0);
+    assert!(report.at_far_1_percent.is_none(), "2 different-person pairs cannot measure a 1% FAR");
+    assert!(report.mean_ms_per_photo > 0.0);
+}

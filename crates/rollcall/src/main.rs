@@ -16,10 +16,13 @@ struct Cli {
 enum Command {
     /// Measure recognition accuracy on a labelled set of photos.
     Eval(commands::eval::Args),
+    /// Measure face-engine throughput (images/second) on a folder of photos.
+    Bench(commands::bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Eval(args) => commands::eval::run(args),
+        Command::Bench(args) => commands::bench::run(args),
     }
 }
