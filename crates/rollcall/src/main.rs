@@ -14,6 +14,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start the HTTP server (applies pending migrations first).
+    Serve(commands::serve::Args),
+    /// Apply database migrations and exit.
+    Migrate(commands::serve::Args),
+    /// Manage admin accounts.
+    Admin(commands::admin::Args),
     /// Measure recognition accuracy on a labelled set of photos.
     Eval(commands::eval::Args),
     /// Measure face-engine throughput (images/second) on a folder of photos.
@@ -22,6 +28,9 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Migrate(args) => commands::migrate::run(args),
+        Command::Admin(args) => commands::admin::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Bench(args) => commands::bench::run(args),
     }

@@ -1,1 +1,92 @@
 //! Rollcall's server: the HTTP API, domain services, storage and background work.
+//!
+//! Layers, from the edge inwards: [`api`] (axum: routing, auth, errors, OpenAPI) →
+//! [`domain`] (use cases and policies) → [`store`] (SQLite or PostgreSQL through one
+//! code path). [`limiter`] holds the rate-limit interface and its in-process
+//! implementation. The binary and the tests start the same [`run`].
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod limiter;
+pub mod store;
+pub mod telemetry;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+pub use app::{App, AppState};
+pub use config::Config;
+
+/// Serves the API on `listener` until `shutdown` completes, then stops accepting
+/// connections, lets in-flight requests finish (up to `shutdown_timeout_secs`) and
+/// closes the database.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs(config.shutdown_timeout_secs);
+    let app = App::build(config).await?;
+    let state = AppState(Arc::new(app));
+    let housekeeping = tokio::spawn(housekeeping(state.clone()));
+    let address = listener.local_addr().context("listener has no address")?;
+    tracing::info!(%address, database = state.db.backend_name(), "rollcall is listening");
+
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections, finishing in-flight requests");
+            let _ = stop_tx.send(true);
+        });
+    let deadline = async move {
+        let _ = stop_rx.wait_for(|stopped| *stopped).await;
+        tokio::time::sleep(timeout).await;
+    };
+    tokio::select! {
+        result = server.into_future() => result.context("HTTP server failed")?,
+        () = deadline => tracing::warn!(timeout_secs = timeout.as_secs(), "in-flight requests did not finish in time"),
+    }
+    housekeeping.abort();
+    state.db.close().await;
+    tracing::info!("rollcall stopped");
+    Ok(())
+}
+
+/// Periodic upkeep that keeps memory bounded.
+async fn housekeeping(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        state.limiter.forget_idle();
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,118 @@
+//! Layers every API request passes through: authentication, rate limiting, the error
+//! shape for responses axum makes itself (404, 405, 413), and logging of 5xx causes.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::{ApiError, LoggedCause};
+use crate::app::AppState;
+use crate::domain::auth::Principal;
+use crate::limiter::{Category, Decision};
+
+/// Reads `Authorization: Bearer <jwt>`, `Authorization: Api-Key <key>` or `X-API-Key`,
+/// and puts the [`Principal`] into the request. Wrong credentials get 401 here; a request
+/// without credentials goes on, and handlers that need a caller refuse it.
+pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    match principal_of(&state, request.headers()).await {
+        Ok(Some(principal)) => {
+            request.extensions_mut().insert(principal);
+        }
+        Ok(None) => {}
+        Err(error) => return error.into_response(),
+    }
+    next.run(request).await
+}
+
+async fn principal_of(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
+    if let Some(key) = headers.get("x-api-key") {
+        let key = key.to_str().map_err(|_| ApiError::Unauthorized("the API key is invalid or revoked".into()))?;
+        return Ok(Some(state.auth.authenticate_api_key(&state.db, key.trim()).await?));
+    }
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().unwrap_or_default().trim();
+    let (scheme, credential) = value.split_once(' ').unwrap_or((value, ""));
+    let credential = credential.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Ok(Some(state.auth.authenticate_access(&state.db, credential).await?))
+    } else if scheme.eq_ignore_ascii_case("api-key") {
+        Ok(Some(state.auth.authenticate_api_key(&state.db, credential).await?))
+    } else {
+        Err(ApiError::Unauthorized("unsupported Authorization scheme: use `Bearer <token>` or `Api-Key <key>`".into()))
+    }
+}
+
+/// Counts the request against `category` for its caller (or its IP when anonymous).
+pub async fn rate_limit(
+    State((state, category)): State<(AppState, Category)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !state.config.rate_limit_enabled {
+        return next.run(request).await;
+    }
+    let key = match request.extensions().get::<Principal>() {
+        Some(principal) => principal.key(),
+        None => {
+            let ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip().to_string());
+            format!("ip:{}", ip.unwrap_or_default())
+        }
+    };
+    let decision = state.limiter.check(category, &key);
+    let mut response = if decision.allowed {
+        next.run(request).await
+    } else {
+        ApiError::RateLimited(decision.retry_after).into_response()
+    };
+    set_rate_limit_headers(response.headers_mut(), &decision);
+    response
+}
+
+pub fn set_rate_limit_headers(headers: &mut HeaderMap, decision: &Decision) {
+    headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
+    headers.insert("x-ratelimit-remaining", HeaderValue::from(decision.remaining));
+    headers.insert("x-ratelimit-reset", HeaderValue::from(decision.reset_after.as_secs_f64().ceil() as u64));
+}
+
+/// Gives responses that axum produces without a handler (unknown route, wrong method,
+/// body over the limit) the API's error shape, and logs the cause of every 5xx once.
+pub async fn error_shape(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    if let Some(LoggedCause(cause)) = response.extensions().get::<LoggedCause>() {
+        tracing::error!(http.method = %method, http.path = %path, http.status = status.as_u16(), cause = %cause, "request failed");
+    }
+    let has_body = response.headers().get(header::CONTENT_TYPE).is_some();
+    if has_body || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let error = match status {
+        StatusCode::NOT_FOUND => ApiError::NotFound(format!("no route for {method} {path}")),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+        StatusCode::REQUEST_TIMEOUT => ApiError::Unavailable("the request took too long".into(), None),
+        other if other.is_server_error() => ApiError::Internal(anyhow::anyhow!("{other} without a body")),
+        other => ApiError::BadRequest(other.canonical_reason().unwrap_or("bad request").to_owned()),
+    };
+    let mut shaped = error.into_response();
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        shaped.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    *shaped.status_mut() = status;
+    shaped
+}
+
+/// The body of a panic caught by `CatchPanicLayer`, in the error shape.
+pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
+    tracing::error!("a request handler panicked");
+    ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+}

@@ -1,0 +1,105 @@
+//! HTTP: the axum router, extractors, middleware, the error shape and the OpenAPI
+//! document. Handlers are thin: parse, call the domain or store, map the result.
+
+pub mod api_keys;
+pub mod audit;
+pub mod auth;
+pub mod docs;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod middleware;
+pub mod pagination;
+pub mod users;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::limiter::Category;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Rollcall API", description = "Face-recognition attendance service."),
+    modifiers(&SecuritySchemes),
+    security(("bearer" = []), ("api_key" = [])),
+    tags(
+        (name = "auth", description = "Login, tokens and API keys"),
+        (name = "users", description = "People and their roles"),
+        (name = "security", description = "Audit log"),
+        (name = "operations", description = "Health probes"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        components
+            .add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+    }
+}
+
+/// How long one request may take before it is answered with 408.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (v1, openapi) = OpenApiRouter::new().nest("/api/v1", v1_routes(state.clone())).split_for_parts();
+    let openapi_json = serde_json::to_string(&openapi).expect("the OpenAPI document serialises");
+    let operations = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move { ([("content-type", "application/json")], openapi_json) }),
+        )
+        .route("/api/docs", get(docs::docs_page))
+        .route("/api/docs/", get(docs::docs_page))
+        .route("/api/docs/{file}", get(docs::docs_asset));
+    v1.merge(operations)
+        .with_state(state.clone())
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(axum::middleware::from_fn(middleware::error_shape))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(
+            TraceLayer::new_for_http()
+                .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(tower_http::LatencyUnit::Millis)),
+        )
+}
+
+/// `/api/v1`: routes and their OpenAPI description, registered together.
+fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
+    let public =
+        OpenApiRouter::new().routes(routes!(auth::login)).routes(routes!(auth::refresh)).routes(routes!(auth::logout));
+    let general = OpenApiRouter::new()
+        .routes(routes!(api_keys::create_api_key, api_keys::list_api_keys))
+        .routes(routes!(api_keys::revoke_api_key))
+        .routes(routes!(users::list_users, users::create_user))
+        .routes(routes!(users::get_user, users::update_user, users::deactivate_user))
+        .route("/users/{id}/", axum::routing::patch(users::update_user))
+        .routes(routes!(audit::list_audit_logs))
+        .layer(axum::middleware::from_fn_with_state((state.clone(), Category::General), middleware::rate_limit));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(public)
+        .merge(general)
+        .layer(axum::middleware::from_fn_with_state(state, middleware::authenticate))
+}

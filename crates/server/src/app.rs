@@ -1,0 +1,168 @@
+//! The application: built once at start-up from the configuration and shared by every
+//! request handler and background task.
+
+use std::ops::Deref;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::Config;
+use crate::domain::auth::{self, Authenticator};
+use crate::domain::users::{Email, NewPassword, Role};
+use crate::limiter::memory::InProcessLimiter;
+use crate::limiter::{Category, Quota, RateLimiter};
+use crate::store::{self, Db};
+
+pub struct App {
+    pub config: Config,
+    pub db: Db,
+    pub auth: Authenticator,
+    pub limiter: Arc<dyn RateLimiter>,
+}
+
+/// Shared handle to the [`App`], cheap to clone into handlers.
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+impl App {
+    /// Connects to the database, applies migrations, loads or creates secrets and the
+    /// bootstrap admin.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+        let db = connect_and_migrate(&config).await?;
+        let secret = jwt_secret(&config)?;
+        let auth = Authenticator::new(&secret, config.access_token_ttl_secs, config.refresh_token_ttl_secs)?;
+        let limiter = Arc::new(InProcessLimiter::new(
+            Category::ALL.into_iter().map(|category| (category, Quota::for_category(&config, category))),
+        ));
+        bootstrap_admin(&db, &config).await?;
+        Ok(Self { config, db, auth, limiter })
+    }
+}
+
+pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Db> {
+    let url = config.database_url();
+    let db = Db::connect(&url).await.with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
+    db.migrate().await.context("cannot apply database migrations")?;
+    Ok(db)
+}
+
+/// The database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The configured secret, or one generated on first start and kept in the data dir
+/// with owner-only permissions, so tokens survive restarts.
+fn jwt_secret(config: &Config) -> anyhow::Result<SecretString> {
+    if let Some(secret) = &config.jwt_secret {
+        anyhow::ensure!(secret.expose_secret().len() >= 32, "jwt_secret must be at least 32 characters long");
+        return Ok(secret.clone());
+    }
+    read_or_create_secret(&config.data_dir.join("jwt_secret"), 48).map(SecretString::from)
+}
+
+/// Reads a secret file, or writes `bytes` random bytes (base64url) to it first.
+pub fn read_or_create_secret(path: &Path, bytes: usize) -> anyhow::Result<String> {
+    if path.exists() {
+        let secret = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        return Ok(secret.trim().to_owned());
+    }
+    let secret = auth::random_token(bytes);
+    write_private_file(path, secret.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a new secret");
+    Ok(secret)
+}
+
+fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// Creates the admin named by `admin_email`/`admin_password` when no active admin exists.
+async fn bootstrap_admin(db: &Db, config: &Config) -> anyhow::Result<()> {
+    let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) else {
+        return Ok(());
+    };
+    if store::users::count_active_admins(db).await? > 0 {
+        return Ok(());
+    }
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("admin_email {}", e.message))?;
+    let password =
+        NewPassword::parse(password.expose_secret()).map_err(|e| anyhow::anyhow!("admin_password {}", e.message))?;
+    create_admin(db, &email, &password, "Admin", "").await?;
+    tracing::info!("created the bootstrap admin account");
+    Ok(())
+}
+
+/// Creates an admin account (`rollcall admin create` and the bootstrap).
+pub async fn create_admin(
+    db: &Db,
+    email: &Email,
+    password: &NewPassword,
+    first_name: &str,
+    last_name: &str,
+) -> anyhow::Result<store::users::UserRecord> {
+    let employee_id = format!("ADMIN-{}", &auth::sha256_hex(email.as_str())[..8].to_uppercase());
+    let user = store::users::insert(
+        db,
+        store::users::NewUser {
+            employee_id,
+            email: email.as_str().to_owned(),
+            first_name: first_name.to_owned(),
+            last_name: last_name.to_owned(),
+            role: Role::Admin,
+            department: String::new(),
+            password_hash: auth::hash_password(password.expose())?,
+        },
+    )
+    .await?;
+    Ok(user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_cut_from_database_urls() {
+        assert_eq!(redact_url("postgres://rollcall:hunter2@db:5432/x"), "postgres://rollcall:***@db:5432/x");
+        assert_eq!(redact_url("sqlite://./data/rollcall.db"), "sqlite://./data/rollcall.db");
+    }
+
+    #[test]
+    fn a_generated_secret_is_kept_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        let first = read_or_create_secret(&path, 32).unwrap();
+        assert_eq!(read_or_create_secret(&path, 32).unwrap(), first);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Configuration: the embedded defaults (`config/rollcall.toml`) < a TOML file <
+//! `ROLLCALL_*` environment variables. Loaded once at start-up.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// The commented defaults, shipped in the binary so that zero set-up works.
+pub const DEFAULTS_TOML: &str = include_str!("../../../config/rollcall.toml");
+
+/// Everything the server needs to start. Option names carry their unit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    #[serde(deserialize_with = "empty_as_none")]
+    pub database_url: Option<String>,
+    #[serde(deserialize_with = "empty_as_none")]
+    pub public_url: Option<String>,
+    #[serde(deserialize_with = "empty_secret_as_none")]
+    pub jwt_secret: Option<SecretString>,
+    #[serde(deserialize_with = "empty_as_none")]
+    pub admin_email: Option<String>,
+    #[serde(deserialize_with = "empty_secret_as_none")]
+    pub admin_password: Option<SecretString>,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+    pub shutdown_timeout_secs: u64,
+    pub rate_limit_enabled: bool,
+    pub rate_limit_auth_requests: u32,
+    pub rate_limit_auth_per_secs: u64,
+    pub rate_limit_face_verification_requests: u32,
+    pub rate_limit_face_verification_per_secs: u64,
+    pub rate_limit_reports_requests: u32,
+    pub rate_limit_reports_per_secs: u64,
+    pub rate_limit_general_requests: u32,
+    pub rate_limit_general_per_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Loads the defaults, then `file` (if given, it must exist; otherwise `./rollcall.toml`
+    /// when present), then `ROLLCALL_*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULTS_TOML));
+        match file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError(format!("config file {} does not exist", path.display())));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new("rollcall.toml").exists() => figment = figment.merge(Toml::file_exact("rollcall.toml")),
+            None => {}
+        }
+        figment = figment.merge(Self::env());
+        figment.extract().map_err(|e| ConfigError(e.to_string()))
+    }
+
+    /// Only the environment variables that name a configuration key: other `ROLLCALL_*`
+    /// variables (e.g. the test suite's) are not configuration.
+    fn env() -> Env {
+        let known = Self::keys();
+        Env::prefixed("ROLLCALL_").filter(move |key| known.iter().any(|k| key.as_str().eq_ignore_ascii_case(k)))
+    }
+
+    /// The configuration keys, read from the embedded defaults.
+    pub fn keys() -> Vec<String> {
+        let table: toml::Table = DEFAULTS_TOML.parse().expect("embedded defaults are valid TOML");
+        table.keys().cloned().collect()
+    }
+
+    /// The defaults with the data directory (and the SQLite file inside it) moved: what
+    /// tests and tools start from.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        let mut config: Config =
+            Figment::from(Toml::string(DEFAULTS_TOML)).extract().expect("embedded defaults are a valid configuration");
+        config.data_dir = data_dir.into();
+        config
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}/rollcall.db", self.data_dir.display()),
+        }
+    }
+}
+
+fn empty_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value = Option::<String>::deserialize(d)?;
+    Ok(value.filter(|s| !s.trim().is_empty()))
+}
+
+fn empty_secret_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    Ok(empty_as_none(d)?.map(SecretString::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_parse_and_run_with_zero_setup() {
+        let config = Config::with_data_dir("./data");
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(config.database_url(), "sqlite://./data/rollcall.db");
+        assert!(config.jwt_secret.is_none());
+        assert_eq!(config.max_body_bytes, 10 * 1024 * 1024);
+        assert_eq!(config.access_token_ttl_secs, 900);
+    }
+
+    #[test]
+    fn unknown_keys_in_a_file_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rollcall.toml");
+        std::fs::write(&path, "bind_adress = \"0.0.0.0:80\"\n").unwrap();
+        let error = Config::load(Some(&path)).unwrap_err();
+        assert!(error.to_string().contains("bind_adress"), "{error}");
+    }
+}

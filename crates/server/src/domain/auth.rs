@@ -1,0 +1,286 @@
+//! Who is calling: password logins, access and refresh tokens, API keys.
+//!
+//! Access tokens are short-lived HS256 JWTs, checked against the user's record on every
+//! request (deactivated or revoked users are refused at once). Refresh tokens and API
+//! keys are random strings stored only as SHA-256 hashes. A refresh token is used once:
+//! presenting a rotated one again means it leaked, and its whole family is revoked.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use base64::Engine as _;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::users::Role;
+use crate::store::{self, Db, StoreError, api_keys, refresh_tokens, users::UserRecord};
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    User { id: i64, role: Role, employee_id: String, email: String },
+    ApiKey { id: i64, role: Role, name: String },
+}
+
+impl Principal {
+    pub fn role(&self) -> Role {
+        match self {
+            Self::User { role, .. } | Self::ApiKey { role, .. } => *role,
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role() == Role::Admin
+    }
+
+    pub fn user_id(&self) -> Option<i64> {
+        match self {
+            Self::User { id, .. } => Some(*id),
+            Self::ApiKey { .. } => None,
+        }
+    }
+
+    /// How the audit log names this caller: the employee id, or `api_key:<name>`.
+    pub fn audit_name(&self) -> String {
+        match self {
+            Self::User { employee_id, .. } => employee_id.clone(),
+            Self::ApiKey { name, .. } => format!("api_key:{name}"),
+        }
+    }
+
+    /// A stable key for per-caller rate limits and task ownership.
+    pub fn key(&self) -> String {
+        match self {
+            Self::User { id, .. } => format!("user:{id}"),
+            Self::ApiKey { id, .. } => format!("api_key:{id}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid e-mail or password")]
+    BadCredentials,
+    #[error("this account is deactivated")]
+    Deactivated,
+    #[error("the token is invalid or expired")]
+    InvalidToken,
+    #[error("the refresh token was already used; every session of this login is now revoked")]
+    RefreshReused,
+    #[error("the API key is invalid or revoked")]
+    InvalidApiKey,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct AccessClaims {
+    sub: String,
+    role: Role,
+    iat: i64,
+    exp: i64,
+    jti: String,
+    typ: String,
+}
+
+/// A freshly issued pair of tokens.
+pub struct Session {
+    pub access: String,
+    pub refresh: String,
+    pub user: UserRecord,
+}
+
+/// Issues and checks credentials. Built once at start-up.
+pub struct Authenticator {
+    encoding_key: EncodingKey,
+    decoding_key: DecodingKey,
+    access_ttl: Duration,
+    refresh_ttl: Duration,
+    /// Verified against when the e-mail is unknown, so that a wrong e-mail costs as much
+    /// time as a wrong password and does not reveal who has an account.
+    dummy_hash: String,
+}
+
+impl Authenticator {
+    pub fn new(secret: &SecretString, access_ttl_secs: u64, refresh_ttl_secs: u64) -> Result<Self, AuthError> {
+        let secret = secret.expose_secret().as_bytes();
+        Ok(Self {
+            encoding_key: EncodingKey::from_secret(secret),
+            decoding_key: DecodingKey::from_secret(secret),
+            access_ttl: Duration::seconds(access_ttl_secs as i64),
+            refresh_ttl: Duration::seconds(refresh_ttl_secs as i64),
+            dummy_hash: hash_password("not a real password")?,
+        })
+    }
+
+    /// Checks an e-mail and password; on success the user's `last_login` is updated.
+    pub async fn login(&self, db: &Db, email: &str, password: &str) -> Result<Session, AuthError> {
+        let user = store::users::find_by_email(db, &email.trim().to_lowercase()).await?;
+        let hash = user.as_ref().map_or(self.dummy_hash.as_str(), |u| u.password_hash.as_str());
+        let password_ok = verify_password(hash, password);
+        let user = match user {
+            Some(user) if password_ok => user,
+            _ => return Err(AuthError::BadCredentials),
+        };
+        if !user.is_active {
+            return Err(AuthError::Deactivated);
+        }
+        store::users::record_login(db, user.id).await?;
+        let family = random_token(16);
+        self.issue(db, user, &family).await
+    }
+
+    async fn issue(&self, db: &Db, user: UserRecord, family: &str) -> Result<Session, AuthError> {
+        let access = self.access_token(&user)?;
+        let refresh = format!("rt_{}", random_token(32));
+        let expires = Utc::now() + self.refresh_ttl;
+        refresh_tokens::insert(db, &sha256_hex(&refresh), family, user.id, expires).await?;
+        Ok(Session { access, refresh, user })
+    }
+
+    fn access_token(&self, user: &UserRecord) -> Result<String, AuthError> {
+        let now = Utc::now();
+        let claims = AccessClaims {
+            sub: user.id.to_string(),
+            role: user.role,
+            // Microsecond precision would be lost in `iat`; tokens_valid_after is compared
+            // at second granularity (see `authenticate_access`).
+            iat: now.timestamp(),
+            exp: (now + self.access_ttl).timestamp(),
+            jti: random_token(12),
+            typ: "access".into(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding_key)
+            .map_err(|_| AuthError::InvalidToken)
+    }
+
+    /// Exchanges a refresh token for a new pair. The old token stops working; presenting
+    /// it again revokes every token of its family.
+    pub async fn refresh(&self, db: &Db, token: &str) -> Result<Session, AuthError> {
+        let record = refresh_tokens::find_by_hash(db, &sha256_hex(token)).await?.ok_or(AuthError::InvalidToken)?;
+        if record.rotated_at.is_some() {
+            refresh_tokens::revoke_family(db, &record.family_id).await?;
+            return Err(AuthError::RefreshReused);
+        }
+        if record.revoked_at.is_some() || record.expires_at <= Utc::now() {
+            return Err(AuthError::InvalidToken);
+        }
+        if !refresh_tokens::mark_rotated(db, record.id).await? {
+            // Lost a race with another refresh of the same token: that is reuse too.
+            refresh_tokens::revoke_family(db, &record.family_id).await?;
+            return Err(AuthError::RefreshReused);
+        }
+        let user = store::users::find_by_id(db, record.user_id).await?.ok_or(AuthError::InvalidToken)?;
+        if !user.is_active {
+            return Err(AuthError::Deactivated);
+        }
+        if record.created_at < user.tokens_valid_after {
+            return Err(AuthError::InvalidToken);
+        }
+        self.issue(db, user, &record.family_id).await
+    }
+
+    /// Revokes the family of a refresh token. Returns the owner, if the token was known.
+    pub async fn logout(&self, db: &Db, token: &str) -> Result<Option<i64>, AuthError> {
+        let Some(record) = refresh_tokens::find_by_hash(db, &sha256_hex(token)).await? else {
+            return Ok(None);
+        };
+        refresh_tokens::revoke_family(db, &record.family_id).await?;
+        Ok(Some(record.user_id))
+    }
+
+    /// Checks a bearer token: signature (HS256 only), expiry, and that the user is still
+    /// active and was not revoked after the token was issued.
+    pub async fn authenticate_access(&self, db: &Db, token: &str) -> Result<Principal, AuthError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub", "iat"]);
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding_key, &validation)
+            .map_err(|_| AuthError::InvalidToken)?
+            .claims;
+        if claims.typ != "access" {
+            return Err(AuthError::InvalidToken);
+        }
+        let id: i64 = claims.sub.parse().map_err(|_| AuthError::InvalidToken)?;
+        let user = store::users::find_by_id(db, id).await?.ok_or(AuthError::InvalidToken)?;
+        let issued_at = Utc.timestamp_opt(claims.iat, 0).single().ok_or(AuthError::InvalidToken)?;
+        if !user.is_active || issued_at < truncate_to_second(user.tokens_valid_after) {
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(Principal::User { id: user.id, role: user.role, employee_id: user.employee_id, email: user.email })
+    }
+
+    pub async fn authenticate_api_key(&self, db: &Db, key: &str) -> Result<Principal, AuthError> {
+        let record = api_keys::find_live_by_hash(db, &sha256_hex(key)).await?.ok_or(AuthError::InvalidApiKey)?;
+        api_keys::touch(db, record.id).await?;
+        Ok(Principal::ApiKey { id: record.id, role: record.role, name: record.name })
+    }
+}
+
+fn truncate_to_second(time: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.timestamp_opt(time.timestamp(), 0).single().unwrap_or(time)
+}
+
+/// A new API key: the secret shown once, its display prefix and the hash to store.
+pub struct NewApiKey {
+    pub key: String,
+    pub prefix: String,
+    pub hash: String,
+}
+
+pub fn generate_api_key() -> NewApiKey {
+    let key = format!("rk_{}", random_token(30));
+    NewApiKey { prefix: key[..11].to_owned(), hash: sha256_hex(&key), key }
+}
+
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| AuthError::Hashing(e.to_string()))
+}
+
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+/// `bytes` random bytes, URL-safe base64 without padding.
+pub fn random_token(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buffer);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buffer)
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_against_their_own_hash() {
+        let hash = hash_password("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password(&hash, "correct horse"));
+        assert!(!verify_password(&hash, "wrong horse"));
+        assert!(!verify_password("not a hash", "correct horse"));
+    }
+
+    #[test]
+    fn api_keys_are_random_and_hashed() {
+        let a = generate_api_key();
+        let b = generate_api_key();
+        assert_ne!(a.key, b.key);
+        assert!(a.key.starts_with(&a.prefix));
+        assert_eq!(a.hash, sha256_hex(&a.key));
+        assert!(!a.hash.contains(&a.key));
+    }
+}

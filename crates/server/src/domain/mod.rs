@@ -1,0 +1,6 @@
+//! Use cases and policies: who may log in, what a valid user is, what gets audited.
+//! No HTTP types here.
+
+pub mod audit;
+pub mod auth;
+pub mod users;

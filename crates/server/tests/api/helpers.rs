@@ -1,0 +1,178 @@
+//! `spawn_app()`: the real server on a free port against a fresh database — SQLite in a
+//! temporary directory, or a new PostgreSQL schema when `ROLLCALL_TEST_POSTGRES_URL` is set.
+
+use std::sync::Once;
+
+use reqwest::{Client, Method, Response, StatusCode};
+use rollcall_server::Config;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub const ADMIN_EMAIL: &str = "admin@college.edu";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+pub const PASSWORD: &str = "user-password-1";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: Client,
+    pub admin_token: String,
+    pub data_dir: tempfile::TempDir,
+    /// Dropping the app drops this sender, which shuts the server down.
+    _shutdown: oneshot::Sender<()>,
+}
+
+/// A person created through the API, logged in.
+pub struct TestUser {
+    pub id: i64,
+    pub email: String,
+    pub token: String,
+}
+
+static SKIP_NOTICE: Once = Once::new();
+
+pub fn backend() -> &'static str {
+    if std::env::var("ROLLCALL_TEST_POSTGRES_URL").is_ok_and(|url| !url.is_empty()) {
+        "postgres"
+    } else {
+        SKIP_NOTICE.call_once(|| {
+            eprintln!("note: ROLLCALL_TEST_POSTGRES_URL is unset: PostgreSQL runs are skipped; testing on SQLite");
+        });
+        "sqlite"
+    }
+}
+
+/// A database URL of its own for one test.
+pub async fn fresh_database_url(data_dir: &std::path::Path) -> String {
+    match std::env::var("ROLLCALL_TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty()) {
+        Some(base) => {
+            let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
+            let pool = sqlx::PgPool::connect(&base).await.expect("cannot reach ROLLCALL_TEST_POSTGRES_URL");
+            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.expect("create schema");
+            pool.close().await;
+            let separator = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{separator}options=-c%20search_path%3D{schema}")
+        }
+        None => {
+            backend();
+            format!("sqlite://{}/rollcall.db", data_dir.display())
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::with_data_dir(data_dir.path());
+    config.database_url = Some(fresh_database_url(data_dir.path()).await);
+    config.admin_email = Some(ADMIN_EMAIL.into());
+    config.admin_password = Some(ADMIN_PASSWORD.into());
+    config.rate_limit_general_requests = 100_000;
+    config.rate_limit_auth_requests = 10_000;
+    customise(&mut config);
+    start(config, data_dir).await
+}
+
+async fn start(config: Config, data_dir: tempfile::TempDir) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(rollcall_server::run(config, listener, async move {
+        let _ = shutdown_rx.await;
+    }));
+    let client = Client::builder().user_agent("rollcall-tests/1.0").build().unwrap();
+    wait_until_ready(&client, &address, &server).await;
+    let mut app = TestApp { address, client, admin_token: String::new(), data_dir, _shutdown: shutdown_tx };
+    app.admin_token = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await["access"].as_str().unwrap().to_owned();
+    app
+}
+
+async fn wait_until_ready(client: &Client, address: &str, server: &tokio::task::JoinHandle<anyhow::Result<()>>) {
+    for _ in 0..200 {
+        if server.is_finished() {
+            panic!("the server stopped during start-up");
+        }
+        if client.get(format!("{address}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the server did not become ready");
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{}", self.address, path)
+    }
+
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    /// Logs in and returns the response body; panics unless 200.
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        let response = self.post("/auth/login/", None, json!({"email": email, "password": password})).await;
+        assert_eq!(response.status(), StatusCode::OK, "login as {email} failed");
+        response.json().await.unwrap()
+    }
+
+    pub async fn create_user(&self, employee_id: &str, role: &str, department: &str) -> TestUser {
+        let email = format!("{}@college.edu", employee_id.to_lowercase());
+        let body = json!({
+            "employee_id": employee_id, "email": email, "first_name": "Test", "last_name": employee_id,
+            "role": role, "department": department, "password": PASSWORD,
+        });
+        let response = self.post("/users/", Some(&self.admin_token), body).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "creating {employee_id}: {}",
+            response.text().await.unwrap()
+        );
+        let user: Value = response.json().await.unwrap();
+        let token = self.login(&email, PASSWORD).await["access"].as_str().unwrap().to_owned();
+        TestUser { id: user["id"].as_i64().unwrap(), email, token }
+    }
+
+    /// Creates an API key with `role` and returns the key.
+    pub async fn create_api_key(&self, name: &str, role: &str) -> String {
+        let response = self.post("/auth/api-keys/", Some(&self.admin_token), json!({"name": name, "role": role})).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        body["key"].as_str().unwrap().to_owned()
+    }
+
+    /// Audit entries for `action`, newest first.
+    pub async fn audit_entries(&self, action: &str) -> Vec<Value> {
+        let response =
+            self.get(&format!("/security/audit-logs/?action={action}&page_size=100"), &self.admin_token).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        body["results"].as_array().unwrap().clone()
+    }
+}
+
+/// Asserts the API's error shape and returns its code.
+pub async fn error_code(response: Response) -> String {
+    let body: Value = response.json().await.expect("error body is JSON");
+    let error = body.get("error").unwrap_or_else(|| panic!("no error object in {body}"));
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "error without message: {body}");
+    error["code"].as_str().expect("error code").to_owned()
+}

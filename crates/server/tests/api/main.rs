@@ -1,0 +1,12 @@
+//! The API suite: the real server over real HTTP, on SQLite by default and on
+//! PostgreSQL when `ROLLCALL_TEST_POSTGRES_URL` is set.
+
+mod helpers;
+
+mod audit;
+mod auth;
+mod errors;
+mod operations;
+mod rate_limits;
+mod roles;
+mod users;

@@ -1,0 +1,39 @@
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn health_probes_answer_without_authentication() {
+    let app = spawn_app().await;
+    let health = app.client.get(format!("{}/healthz", app.address)).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let ready = app.client.get(format!("{}/readyz", app.address)).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_endpoint() {
+    let app = spawn_app().await;
+    let spec: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let paths = spec["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/auth/login/", "post"),
+        ("/api/v1/auth/refresh/", "post"),
+        ("/api/v1/auth/logout/", "post"),
+        ("/api/v1/auth/api-keys/", "post"),
+        ("/api/v1/auth/api-keys/{id}/", "delete"),
+        ("/api/v1/users/", "get"),
+        ("/api/v1/users/", "post"),
+        ("/api/v1/users/{id}/", "get"),
+        ("/api/v1/users/{id}/", "put"),
+        ("/api/v1/users/{id}/", "delete"),
+        ("/api/v1/security/audit-logs/", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from the OpenAPI document"
+        );
+    }
+    assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
+}
