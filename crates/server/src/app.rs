@@ -9,8 +9,11 @@ use anyhow::Context as _;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::Config;
+use crate::crypto::Sealer;
+use crate::domain::attendance::AttendanceDesk;
 use crate::domain::auth::{self, Authenticator};
 use crate::domain::users::{Email, NewPassword, Role};
+use crate::events::EventBus;
 use crate::limiter::memory::InProcessLimiter;
 use crate::limiter::{Category, Quota, RateLimiter};
 use crate::store::{self, Db};
@@ -20,6 +23,10 @@ pub struct App {
     pub db: Db,
     pub auth: Authenticator,
     pub limiter: Arc<dyn RateLimiter>,
+    /// Encrypts biometric data and secrets at rest.
+    pub sealer: Sealer,
+    pub events: EventBus,
+    pub attendance: AttendanceDesk,
 }
 
 /// Shared handle to the [`App`], cheap to clone into handlers.
@@ -46,7 +53,10 @@ impl App {
             Category::ALL.into_iter().map(|category| (category, Quota::for_category(&config, category))),
         ));
         bootstrap_admin(&db, &config).await?;
-        Ok(Self { config, db, auth, limiter })
+        let sealer = data_sealer(&config)?;
+        let events = EventBus::new(Vec::new());
+        let attendance = AttendanceDesk::new(std::time::Duration::from_secs(config.attendance_cooldown_secs));
+        Ok(Self { config, db, auth, limiter, sealer, events, attendance })
     }
 }
 
@@ -77,6 +87,23 @@ fn jwt_secret(config: &Config) -> anyhow::Result<SecretString> {
         return Ok(secret.clone());
     }
     read_or_create_secret(&config.data_dir.join("jwt_secret"), 48).map(SecretString::from)
+}
+
+/// The configured data key, or one generated on first start into the data dir.
+fn data_sealer(config: &Config) -> anyhow::Result<Sealer> {
+    let key = match &config.data_key {
+        Some(key) => key.expose_secret().to_owned(),
+        None => {
+            let path = config.data_dir.join("data_key");
+            if !path.exists() {
+                write_private_file(&path, Sealer::generate_key().as_bytes())
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                tracing::info!(path = %path.display(), "generated a new data key; back it up with the database");
+            }
+            std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?
+        }
+    };
+    Sealer::from_base64(&key).context("data_key")
 }
 
 /// Reads a secret file, or writes `bytes` random bytes (base64url) to it first.

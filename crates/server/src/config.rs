@@ -42,6 +42,17 @@ pub struct Config {
     pub rate_limit_reports_per_secs: u64,
     pub rate_limit_general_requests: u32,
     pub rate_limit_general_per_secs: u64,
+    pub models_dir: PathBuf,
+    #[serde(deserialize_with = "empty_secret_as_none")]
+    pub data_key: Option<SecretString>,
+    pub keep_enrollment_images: bool,
+    pub attendance_cooldown_secs: u64,
+    pub task_workers: usize,
+    pub task_max_attempts: u32,
+    pub task_lease_secs: u64,
+    pub task_max_queue_depth: u64,
+    pub task_wait_timeout_secs: u64,
+    pub anti_spoof_threshold: f32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -92,6 +103,19 @@ impl Config {
             Figment::from(Toml::string(DEFAULTS_TOML)).extract().expect("embedded defaults are a valid configuration");
         config.data_dir = data_dir.into();
         config
+    }
+
+    pub fn models_dir(&self) -> PathBuf {
+        if self.models_dir.as_os_str().is_empty() { self.data_dir.join("models") } else { self.models_dir.clone() }
+    }
+
+    /// Worker threads for inference: the configured number, else one per CPU core.
+    pub fn task_workers(&self) -> usize {
+        if self.task_workers > 0 {
+            self.task_workers
+        } else {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        }
     }
 
     pub fn database_url(&self) -> String {

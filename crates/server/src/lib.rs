@@ -8,7 +8,9 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod crypto;
 pub mod domain;
+pub mod events;
 pub mod limiter;
 pub mod store;
 pub mod telemetry;

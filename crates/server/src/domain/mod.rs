@@ -1,6 +1,7 @@
 //! Use cases and policies: who may log in, what a valid user is, what gets audited.
 //! No HTTP types here.
 
+pub mod attendance;
 pub mod audit;
 pub mod auth;
 pub mod users;

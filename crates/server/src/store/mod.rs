@@ -5,8 +5,10 @@
 //! embedded in the binary. Times are stored in UTC.
 
 pub mod api_keys;
+pub mod attendance;
 pub mod audit;
 pub mod refresh_tokens;
+pub mod tasks;
 pub mod users;
 
 use std::str::FromStr;

@@ -1,0 +1,113 @@
+//! Domain events (`attendance_logged`, `spoofing_detected`, `enrollment_completed`):
+//! published once by the code that caused them, handed to durable sinks (the webhook
+//! outbox) and broadcast live (Server-Sent Events).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    AttendanceLogged,
+    SpoofingDetected,
+    EnrollmentCompleted,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 3] = [Self::AttendanceLogged, Self::SpoofingDetected, Self::EnrollmentCompleted];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AttendanceLogged => "attendance_logged",
+            Self::SpoofingDetected => "spoofing_detected",
+            Self::EnrollmentCompleted => "enrollment_completed",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
+/// Something that happened. `key` identifies the occurrence (e.g. `attendance:42`), so a
+/// sink that sees the same event twice (a task re-run after a crash) can drop the copy.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub kind: EventKind,
+    pub key: String,
+    pub timestamp: DateTime<Utc>,
+    pub data: Value,
+}
+
+impl Event {
+    /// The wire form, as in the spec's webhook body.
+    pub fn body(&self) -> Value {
+        json!({
+            "event": self.kind.as_str(),
+            "timestamp": self.timestamp.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "data": self.data,
+        })
+    }
+}
+
+/// A durable consumer of events, written to before the event is considered published.
+#[async_trait::async_trait]
+pub trait EventSink: Send + Sync {
+    async fn accept(&self, event: &Event) -> anyhow::Result<()>;
+}
+
+/// Fans events out to the durable sinks, then to live subscribers.
+pub struct EventBus {
+    sinks: Vec<Arc<dyn EventSink>>,
+    live: broadcast::Sender<Event>,
+}
+
+impl EventBus {
+    /// Live subscribers that fall this far behind miss events (and are told so).
+    const LIVE_BUFFER: usize = 1024;
+
+    pub fn new(sinks: Vec<Arc<dyn EventSink>>) -> Self {
+        Self { sinks, live: broadcast::channel(Self::LIVE_BUFFER).0 }
+    }
+
+    /// Hands the event to every durable sink; a sink that fails is reported to the caller
+    /// (the task that caused the event retries), and live subscribers get it either way.
+    pub async fn publish(&self, event: Event) -> anyhow::Result<()> {
+        let mut first_error = None;
+        for sink in &self.sinks {
+            if let Err(error) = sink.accept(&event).await {
+                tracing::error!(event = event.kind.as_str(), error = %error, "an event sink failed");
+                first_error.get_or_insert(error);
+            }
+        }
+        let _ = self.live.send(event);
+        first_error.map_or(Ok(()), Err)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.live.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_has_the_spec_shape() {
+        let event = Event {
+            kind: EventKind::AttendanceLogged,
+            key: "attendance:1".into(),
+            timestamp: "2024-03-15T08:45:23Z".parse().unwrap(),
+            data: json!({"employee_id": "FAC001"}),
+        };
+        assert_eq!(
+            event.body(),
+            json!({"event": "attendance_logged", "timestamp": "2024-03-15T08:45:23Z", "data": {"employee_id": "FAC001"}})
+        );
+        assert_eq!(EventKind::parse("spoofing_detected"), Some(EventKind::SpoofingDetected));
+        assert_eq!(EventKind::parse("nope"), None);
+    }
+}
