@@ -40,7 +40,9 @@ fn search(c: &mut Criterion) {
             size += 1;
         }
         g.throughput(criterion::Throughput::Elements(target as u64));
-        g.bench_with_input(BenchmarkId::new("best_of", target), &target, |b, _| b.iter(|| index.search(black_box(&probe))));
+        g.bench_with_input(BenchmarkId::new("best_of", target), &target, |b, _| {
+            b.iter(|| index.search(black_box(&probe)))
+        });
     }
     g.finish();
 }

@@ -197,7 +197,12 @@ impl DecisionRule for ThresholdRule {
             None
         };
         match reason {
-            None => Decision::Recognised { identity: best.identity.clone(), similarity: best.similarity, margin, confidence },
+            None => Decision::Recognised {
+                identity: best.identity.clone(),
+                similarity: best.similarity,
+                margin,
+                confidence,
+            },
             Some(reason) => Decision::NotRecognised {
                 reason,
                 closest: Some(best.identity.clone()),

@@ -129,9 +129,8 @@ pub fn base64_payload(text: &str) -> Result<Vec<u8>> {
     let text = text.trim();
     let payload = match text.strip_prefix("data:") {
         Some(rest) => {
-            let (meta, data) = rest
-                .split_once(',')
-                .ok_or_else(|| Error::InvalidBase64("a data: URI needs a comma".into()))?;
+            let (meta, data) =
+                rest.split_once(',').ok_or_else(|| Error::InvalidBase64("a data: URI needs a comma".into()))?;
             if !meta.ends_with(";base64") {
                 return Err(Error::InvalidBase64("only base64 data: URIs are accepted".into()));
             }

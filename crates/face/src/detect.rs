@@ -139,7 +139,12 @@ impl Detector {
         let mut faces = decode_outputs(&outputs, geometry.padded, self.config.score_threshold)?;
         faces = nms(faces, self.config.nms_threshold, self.config.top_k);
         for f in &mut faces {
-            f.bbox = BoundingBox { x: f.bbox.x * sx, y: f.bbox.y * sy, width: f.bbox.width * sx, height: f.bbox.height * sy };
+            f.bbox = BoundingBox {
+                x: f.bbox.x * sx,
+                y: f.bbox.y * sy,
+                width: f.bbox.width * sx,
+                height: f.bbox.height * sy,
+            };
             f.landmarks = Landmarks::from_points(f.landmarks.points().map(|p| Point { x: p.x * sx, y: p.y * sy }));
         }
         faces.sort_by(|a, b| b.bbox.area().total_cmp(&a.bbox.area()));
@@ -237,7 +242,8 @@ fn decode_outputs(outputs: &[NdTensor], (pw, ph): (usize, usize), threshold: f32
     for (i, &stride) in STRIDES.iter().enumerate() {
         let (cols, rows) = (pw / stride, ph / stride);
         let n = cols * rows;
-        let (cls, obj, bbox, kps) = (&outputs[i].data, &outputs[i + 3].data, &outputs[i + 6].data, &outputs[i + 9].data);
+        let (cls, obj, bbox, kps) =
+            (&outputs[i].data, &outputs[i + 3].data, &outputs[i + 6].data, &outputs[i + 9].data);
         if cls.len() != n || obj.len() != n || bbox.len() != 4 * n || kps.len() != 10 * n {
             return Err(Error::Model(format!("YuNet output sizes do not match a {pw}x{ph} input at stride {stride}")));
         }

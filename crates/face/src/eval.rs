@@ -214,7 +214,10 @@ pub struct PairsReport {
 }
 
 /// Summarises scored pairs (the metrics part of [`evaluate_pairs`]).
-pub fn summarise(scores: &[ScoredPair], threshold: f32) -> (Option<ThresholdMetrics>, Option<ThresholdMetrics>, Option<ThresholdMetrics>) {
+pub fn summarise(
+    scores: &[ScoredPair],
+    threshold: f32,
+) -> (Option<ThresholdMetrics>, Option<ThresholdMetrics>, Option<ThresholdMetrics>) {
     if scores.is_empty() {
         return (None, None, None);
     }
@@ -236,14 +239,20 @@ fn failure_code(e: &Error) -> &'static str {
 /// # Errors
 /// [`Error::Model`] when inference fails; unreadable photos and photos without a face are
 /// reported in [`PairsReport::detection_failures`], not as errors.
-pub fn evaluate_pairs(engine: &FaceEngine, pairs: &[LabelledPair], images_dir: &Path, threshold: f32) -> Result<PairsReport> {
+pub fn evaluate_pairs(
+    engine: &FaceEngine,
+    pairs: &[LabelledPair],
+    images_dir: &Path,
+    threshold: f32,
+) -> Result<PairsReport> {
     let files: BTreeSet<&str> = pairs.iter().flat_map(|p| [p.file_x.as_str(), p.file_y.as_str()]).collect();
     let mut embeddings: BTreeMap<&str, Embedding> = BTreeMap::new();
     let mut failures = Vec::new();
     let mut low_quality = BTreeMap::new();
     let started = Instant::now();
     for &file in &files {
-        let fail = |reason: &str, detail: String| PhotoFailure { file: file.to_string(), reason: reason.into(), detail };
+        let fail =
+            |reason: &str, detail: String| PhotoFailure { file: file.to_string(), reason: reason.into(), detail };
         let bytes = match std::fs::read(images_dir.join(file)) {
             Ok(b) => b,
             Err(e) => {

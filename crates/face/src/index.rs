@@ -114,7 +114,8 @@ impl ExactIndex {
 
     fn scan(&self, probe: &[f32], rows: &[f32], owner: impl Fn(usize) -> u32) -> SearchResult {
         // Best and second-best *identity*: an identity's score is the max over its rows.
-        let (mut best, mut second): ((u32, f32), (u32, f32)) = ((u32::MAX, f32::NEG_INFINITY), (u32::MAX, f32::NEG_INFINITY));
+        let (mut best, mut second): ((u32, f32), (u32, f32)) =
+            ((u32::MAX, f32::NEG_INFINITY), (u32::MAX, f32::NEG_INFINITY));
         for (i, row) in rows.chunks_exact(EMBEDDING_DIM).enumerate() {
             let s = dot(probe, row);
             let o = owner(i);

@@ -22,9 +22,7 @@ pub use decision::{ConfidenceCurve, Decision, DecisionRule, RejectReason, Thresh
 pub use decode::{DecodeOptions, DecodedImage};
 pub use detect::{Detection, DetectorConfig};
 pub use embed::{EMBEDDING_DIM, Embedding, Template};
-pub use engine::{
-    EngineConfig, EnrollOutcome, Enrollment, FaceAnalysis, FaceEngine, FaceRejection, Identification,
-};
+pub use engine::{EngineConfig, EnrollOutcome, Enrollment, FaceAnalysis, FaceEngine, FaceRejection, Identification};
 pub use error::{Error, Result};
 pub use geometry::{BoundingBox, Landmarks, Point};
 pub use index::{ExactIndex, FaceIndex, Fusion, SearchHit, SearchResult};

@@ -248,7 +248,10 @@ pub fn assess(detection: &Detection, image_size: (u32, u32), aligned: &RgbImage,
     if brightness > config.max_brightness {
         issues.push(QualityIssue::Overexposed);
     }
-    if clipped_fraction > config.max_clipped_fraction && brightness >= config.min_brightness && brightness <= config.max_brightness {
+    if clipped_fraction > config.max_clipped_fraction
+        && brightness >= config.min_brightness
+        && brightness <= config.max_brightness
+    {
         issues.push(if brightness < mid { QualityIssue::TooDark } else { QualityIssue::Overexposed });
     }
     if pose.yaw_deg.abs() > config.max_yaw_deg
@@ -293,7 +296,8 @@ mod tests {
 
     fn textured(level: u8, amplitude: i32) -> RgbImage {
         RgbImage::from_fn(448, 448, |x, y| {
-            let v = (i32::from(level) + if (x / 3 + y / 3) % 2 == 0 { amplitude } else { -amplitude }).clamp(0, 255) as u8;
+            let v =
+                (i32::from(level) + if (x / 3 + y / 3) % 2 == 0 { amplitude } else { -amplitude }).clamp(0, 255) as u8;
             Rgb([v, v, v])
         })
     }
@@ -322,13 +326,15 @@ mod tests {
         // Nose pushed to the left eye: strong yaw.
         d = frontal(4.0);
         d.landmarks.nose.x = d.landmarks.left_eye.x;
-        let q = assess(&d, (448, 448), &align_face(&textured(128, 40), &d.landmarks).unwrap(), &QualityConfig::default());
+        let q =
+            assess(&d, (448, 448), &align_face(&textured(128, 40), &d.landmarks).unwrap(), &QualityConfig::default());
         assert!(q.issues.contains(&QualityIssue::TurnedAway), "{q:?}");
         assert!(q.pose.yaw_deg > 45.0);
         // Box half outside the photo.
         d = frontal(4.0);
         d.bbox.x = -300.0;
-        let q = assess(&d, (448, 448), &align_face(&textured(128, 40), &d.landmarks).unwrap(), &QualityConfig::default());
+        let q =
+            assess(&d, (448, 448), &align_face(&textured(128, 40), &d.landmarks).unwrap(), &QualityConfig::default());
         assert!(q.issues.contains(&QualityIssue::CutOff));
         assert_eq!(QualityIssue::TurnedAway.code(), "turned_away");
     }

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use image::{ImageFormat, RgbImage};
 use rollcall_face::decode::{self, DecodeOptions};
 use rollcall_face::{
-    DecodedImage, Decision, EngineConfig, Error, ExactIndex, FaceEngine, FaceIndex, FaceRejection, Fusion,
+    Decision, DecodedImage, EngineConfig, Error, ExactIndex, FaceEngine, FaceIndex, FaceRejection, Fusion,
     Identification, Template,
 };
 
@@ -20,7 +20,8 @@ fn manifest_relative(rel: &str) -> PathBuf {
 }
 
 fn models_dir() -> PathBuf {
-    let dir = std::env::var_os("ROLLCALL_MODELS_DIR").map_or_else(|| manifest_relative("../../data/models"), PathBuf::from);
+    let dir =
+        std::env::var_os("ROLLCALL_MODELS_DIR").map_or_else(|| manifest_relative("../../data/models"), PathBuf::from);
     for f in ["face_detection_yunet_2023mar.onnx", "face_recognition_sface_2021dec.onnx"] {
         assert!(dir.join(f).is_file(), "model {} is missing: run `make models`", dir.join(f).display());
     }
@@ -124,7 +125,6 @@ fn agrees_with_opencv_reference() {
     }
 }
 
-
 // ---- decoding ----
 
 fn crc32(bytes: &[u8]) -> u32 {
@@ -218,7 +218,8 @@ fn encode_jpeg(img: &RgbImage) -> Vec<u8> {
 #[test]
 fn exif_orientation_is_applied() {
     // Stored 40×20, left half red, right half blue; orientation 6 = rotate 90° clockwise to display.
-    let stored = RgbImage::from_fn(40, 20, |x, _| if x < 20 { image::Rgb([255, 0, 0]) } else { image::Rgb([0, 0, 255]) });
+    let stored =
+        RgbImage::from_fn(40, 20, |x, _| if x < 20 { image::Rgb([255, 0, 0]) } else { image::Rgb([0, 0, 255]) });
     let img = engine().decode(&with_exif_orientation(&encode_jpeg(&stored), 6)).unwrap();
     assert_eq!((img.width(), img.height()), (20, 40));
     let top = img.rgb().get_pixel(10, 5).0;
@@ -268,7 +269,8 @@ fn our_alignment_of_opencv_landmarks_embeds_like_opencv() {
         let lm = rollcall_face::Landmarks::from_points([pts[0], pts[1], pts[2], pts[3], pts[4]]);
         let crop = rollcall_face::align::align_face(photo(name).rgb(), &lm).unwrap();
         let ours = engine().embed_aligned(&crop).unwrap();
-        let reference: Vec<f32> = e["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let reference: Vec<f32> =
+            e["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
         let cos = ours.cosine(&rollcall_face::Embedding::new(&reference).unwrap());
         assert!(cos > 0.998, "{name}: {cos}");
     }
@@ -287,7 +289,7 @@ fn enroll_then_identify() {
 
     // A photo with no face, and one with a cut-off face.
     let blank = DecodedImage::from_rgb(RgbImage::from_pixel(320, 240, image::Rgb([90, 90, 90])));
-    let outcomes = engine().enroll(&[blank.clone()]).unwrap();
+    let outcomes = engine().enroll(std::slice::from_ref(&blank)).unwrap();
     assert!(outcomes.template.is_none());
     assert!(matches!(
         &outcomes.outcomes[0],

@@ -9,13 +9,19 @@ fn manifest_relative(rel: &str) -> PathBuf {
 }
 
 pub fn models_dir() -> PathBuf {
-    let dir = std::env::var_os("ROLLCALL_MODELS_DIR").map_or_else(|| manifest_relative("../../data/models"), PathBuf::from);
-    assert!(dir.join("face_detection_yunet_2023mar.onnx").is_file(), "models missing in {}: run `make models`", dir.display());
+    let dir =
+        std::env::var_os("ROLLCALL_MODELS_DIR").map_or_else(|| manifest_relative("../../data/models"), PathBuf::from);
+    assert!(
+        dir.join("face_detection_yunet_2023mar.onnx").is_file(),
+        "models missing in {}: run `make models`",
+        dir.display()
+    );
     dir
 }
 
 pub fn fixture_bytes(name: &str) -> Vec<u8> {
-    let dir = std::env::var_os("ROLLCALL_FIXTURES_DIR").map_or_else(|| manifest_relative("../../fixtures"), PathBuf::from);
+    let dir =
+        std::env::var_os("ROLLCALL_FIXTURES_DIR").map_or_else(|| manifest_relative("../../fixtures"), PathBuf::from);
     let path = dir.join("images").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{} ({e}): run `make fixtures`", path.display()))
 }

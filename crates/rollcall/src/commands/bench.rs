@@ -99,8 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let (engine, photos) = (&engine, &photos);
                 s.spawn(move || {
                     let mut stages = Stages::default();
-                    for i in (t..iterations).step_by(threads) {
-                        let _ = i;
+                    for _ in (t..iterations).step_by(threads) {
                         for (_, bytes) in photos {
                             process(engine, bytes, &mut stages)?;
                         }
