@@ -354,3 +354,36 @@ fn eval_pairs_on_fixtures() {
     assert!(report.at_far_1_percent.is_none(), "2 different-person pairs cannot measure a 1% FAR");
     assert!(report.mean_ms_per_photo > 0.0);
 }
+
+#[test]
+fn enrollment_refuses_group_photos_and_blurred_faces() {
+    // Two portraits side by side: two comparable faces.
+    let (a, b) = (photo("obama2.jpg"), photo("biden.jpg"));
+    let h = 600;
+    let scale = |img: &DecodedImage| {
+        let w = (f64::from(img.width()) * f64::from(h) / f64::from(img.height())).round() as u32;
+        rollcall_face::detect::area_resize(img.rgb(), w, h)
+    };
+    let (a, b) = (scale(&a), scale(&b));
+    let mut group = RgbImage::new(a.width() + b.width(), h);
+    image::imageops::replace(&mut group, &a, 0, 0);
+    image::imageops::replace(&mut group, &b, i64::from(a.width()), 0);
+    let group = DecodedImage::from_rgb(group);
+    assert_eq!(engine().detect(&group).unwrap().len(), 2);
+    let enrollment = engine().enroll(std::slice::from_ref(&group)).unwrap();
+    assert!(enrollment.template.is_none());
+    assert!(matches!(
+        &enrollment.outcomes[0],
+        rollcall_face::EnrollOutcome::Rejected { reason: FaceRejection::MultipleFaces { count: 2 }, .. }
+    ));
+
+    // A heavily blurred portrait: refused as low quality, with `blurry` among the reasons.
+    let blurred = DecodedImage::from_rgb(image::imageops::fast_blur(&scale(&photo("obama.jpg")), 6.0));
+    let enrollment = engine().enroll(std::slice::from_ref(&blurred)).unwrap();
+    match &enrollment.outcomes[0] {
+        rollcall_face::EnrollOutcome::Rejected { reason: FaceRejection::LowQuality { issues }, .. } => {
+            assert!(issues.contains(&rollcall_face::QualityIssue::Blurry), "{issues:?}")
+        }
+        other => panic!("expected low_quality, got {other:?}"),
+    }
+}
