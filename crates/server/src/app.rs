@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use secrecy::{ExposeSecret, SecretString};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::crypto::Sealer;
@@ -17,6 +18,7 @@ use crate::events::EventBus;
 use crate::limiter::memory::InProcessLimiter;
 use crate::limiter::{Category, Quota, RateLimiter};
 use crate::store::{self, Db};
+use crate::webhooks::{Wakeup, WebhookOutbox};
 
 pub struct App {
     pub config: Config,
@@ -27,6 +29,10 @@ pub struct App {
     pub sealer: Sealer,
     pub events: EventBus,
     pub attendance: AttendanceDesk,
+    /// Cancelled when the server begins to shut down: background tasks and live streams stop.
+    pub shutdown: CancellationToken,
+    /// Wakes the webhook deliverer when a delivery is queued.
+    pub webhook_wakeup: Wakeup,
 }
 
 /// Shared handle to the [`App`], cheap to clone into handlers.
@@ -54,9 +60,11 @@ impl App {
         ));
         bootstrap_admin(&db, &config).await?;
         let sealer = data_sealer(&config)?;
-        let events = EventBus::new(Vec::new());
+        let webhook_wakeup = Wakeup::default();
+        let events = EventBus::new(vec![Arc::new(WebhookOutbox::new(db.clone(), webhook_wakeup.clone()))]);
         let attendance = AttendanceDesk::new(std::time::Duration::from_secs(config.attendance_cooldown_secs));
-        Ok(Self { config, db, auth, limiter, sealer, events, attendance })
+        let shutdown = CancellationToken::new();
+        Ok(Self { config, db, auth, limiter, sealer, events, attendance, shutdown, webhook_wakeup })
     }
 }
 

@@ -53,6 +53,8 @@ pub struct Config {
     pub task_max_queue_depth: u64,
     pub task_wait_timeout_secs: u64,
     pub anti_spoof_threshold: f32,
+    pub webhook_retry_base_ms: u64,
+    pub webhook_max_attempts: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -14,6 +14,7 @@ pub mod events;
 pub mod limiter;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -39,14 +40,17 @@ pub async fn run(
     let state = AppState(Arc::new(app));
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let address = listener.local_addr().context("listener has no address")?;
+    let deliverer = tokio::spawn(webhooks::run_deliverer(state.clone()));
     tracing::info!(%address, database = state.db.backend_name(), "rollcall is listening");
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let stopping = state.shutdown.clone();
     let server = axum::serve(listener, api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: no new connections, finishing in-flight requests");
             let _ = stop_tx.send(true);
+            stopping.cancel();
         });
     let deadline = async move {
         let _ = stop_rx.wait_for(|stopped| *stopped).await;
@@ -57,6 +61,10 @@ pub async fn run(
         () = deadline => tracing::warn!(timeout_secs = timeout.as_secs(), "in-flight requests did not finish in time"),
     }
     housekeeping.abort();
+    state.shutdown.cancel();
+    if tokio::time::timeout(timeout, deliverer).await.is_err() {
+        tracing::warn!("the webhook deliverer did not stop in time");
+    }
     state.db.close().await;
     tracing::info!("rollcall stopped");
     Ok(())

@@ -6,11 +6,13 @@ pub mod audit;
 pub mod auth;
 pub mod docs;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod pagination;
 pub mod users;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -39,6 +41,8 @@ use crate::limiter::Category;
         (name = "users", description = "People and their roles"),
         (name = "security", description = "Audit log"),
         (name = "operations", description = "Health probes"),
+        (name = "webhooks", description = "Outgoing webhooks, their delivery log, and incoming attendance"),
+        (name = "events", description = "Live events (Server-Sent Events)"),
     )
 )]
 struct ApiDoc;
@@ -97,6 +101,8 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(users::get_user, users::update_user, users::deactivate_user))
         .route("/users/{id}/", axum::routing::patch(users::update_user))
         .routes(routes!(audit::list_audit_logs))
+        .merge(webhooks::routes())
+        .merge(events::routes())
         .layer(axum::middleware::from_fn_with_state((state.clone(), Category::General), middleware::rate_limit));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public)

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod refresh_tokens;
 pub mod tasks;
 pub mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

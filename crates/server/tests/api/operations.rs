@@ -29,6 +29,15 @@ async fn the_openapi_document_describes_every_endpoint() {
         ("/api/v1/users/{id}/", "put"),
         ("/api/v1/users/{id}/", "delete"),
         ("/api/v1/security/audit-logs/", "get"),
+        ("/api/v1/webhooks/", "get"),
+        ("/api/v1/webhooks/", "post"),
+        ("/api/v1/webhooks/{id}/", "get"),
+        ("/api/v1/webhooks/{id}/", "put"),
+        ("/api/v1/webhooks/{id}/", "patch"),
+        ("/api/v1/webhooks/{id}/", "delete"),
+        ("/api/v1/webhooks/{id}/deliveries/", "get"),
+        ("/api/v1/webhooks/attendance/", "post"),
+        ("/api/v1/events/", "get"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
