@@ -56,3 +56,12 @@ CREATE TABLE incidents (
     created_at TIMESTAMPTZ NOT NULL
 );
 CREATE UNIQUE INDEX incidents_task_type ON incidents (task_id, type);
+
+-- Kept only when keep_enrollment_images is on; erased with the template.
+CREATE TABLE enrollment_images (
+    id BIGSERIAL PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id),
+    image BYTEA NOT NULL,             -- AES-256-GCM: nonce || ciphertext
+    created_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX enrollment_images_user ON enrollment_images (user_id);

@@ -56,3 +56,12 @@ CREATE TABLE incidents (
     created_at TEXT NOT NULL
 );
 CREATE UNIQUE INDEX incidents_task_type ON incidents (task_id, type);
+
+-- Kept only when keep_enrollment_images is on; erased with the template.
+CREATE TABLE enrollment_images (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users (id),
+    image BLOB NOT NULL,              -- AES-256-GCM: nonce || ciphertext
+    created_at TEXT NOT NULL
+);
+CREATE INDEX enrollment_images_user ON enrollment_images (user_id);

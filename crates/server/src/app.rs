@@ -13,12 +13,16 @@ use crate::config::Config;
 use crate::crypto::Sealer;
 use crate::domain::attendance::AttendanceDesk;
 use crate::domain::auth::{self, Authenticator};
+use crate::domain::face::FaceService;
 use crate::domain::users::{Email, NewPassword, Role};
 use crate::events::EventBus;
 use crate::limiter::memory::InProcessLimiter;
 use crate::limiter::{Category, Quota, RateLimiter};
+use crate::queue::TaskQueue;
+use crate::queue::embedded::EmbeddedQueue;
 use crate::store::{self, Db};
 use crate::webhooks::{Wakeup, WebhookOutbox};
+use rollcall_face::{EngineConfig, FaceEngine, ThresholdRule};
 
 pub struct App {
     pub config: Config,
@@ -33,6 +37,8 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// Wakes the webhook deliverer when a delivery is queued.
     pub webhook_wakeup: Wakeup,
+    pub face: Arc<FaceService>,
+    pub queue: Arc<dyn TaskQueue>,
 }
 
 /// Shared handle to the [`App`], cheap to clone into handlers.
@@ -50,6 +56,12 @@ impl App {
     /// Connects to the database, applies migrations, loads or creates secrets and the
     /// bootstrap admin.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_engine(config, None).await
+    }
+
+    /// Like [`App::build`], with an engine that is already loaded (tests share one);
+    /// otherwise the models load in the background while the server answers.
+    pub async fn build_with_engine(config: Config, engine: Option<Arc<FaceEngine>>) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
         let db = connect_and_migrate(&config).await?;
@@ -64,7 +76,32 @@ impl App {
         let events = EventBus::new(vec![Arc::new(WebhookOutbox::new(db.clone(), webhook_wakeup.clone()))]);
         let attendance = AttendanceDesk::new(std::time::Duration::from_secs(config.attendance_cooldown_secs));
         let shutdown = CancellationToken::new();
-        Ok(Self { config, db, auth, limiter, sealer, events, attendance, shutdown, webhook_wakeup })
+        let face = Arc::new(face_service(&config, engine));
+        let enrolled = face.load_index(&db, &sealer).await.context("cannot load the enrolled faces")?;
+        tracing::info!(enrolled, "matching index loaded");
+        let queue: Arc<dyn TaskQueue> = Arc::new(EmbeddedQueue::new(
+            db.clone(),
+            sealer.clone(),
+            std::time::Duration::from_secs(config.task_lease_secs.max(1)),
+            config.task_max_attempts,
+            config.task_max_queue_depth,
+        ));
+        Ok(Self { config, db, auth, limiter, sealer, events, attendance, shutdown, webhook_wakeup, face, queue })
+    }
+}
+
+fn face_service(config: &Config, engine: Option<Arc<FaceEngine>>) -> FaceService {
+    let rule = ThresholdRule::default();
+    match engine {
+        Some(engine) => FaceService::with_engine(rule, engine),
+        None => {
+            let service = FaceService::new(rule);
+            let mut engine_config = EngineConfig::new(config.models_dir());
+            engine_config.anti_spoof_threshold = Some(config.anti_spoof_threshold);
+            engine_config.decision = rule;
+            service.start_loading(engine_config);
+            service
+        }
     }
 }
 

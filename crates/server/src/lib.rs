@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod domain;
 pub mod events;
 pub mod limiter;
+pub mod queue;
 pub mod store;
 pub mod telemetry;
 pub mod webhooks;
@@ -35,12 +36,29 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_with_engine(config, listener, shutdown, None).await
+}
+
+/// [`run`] with a face engine that is already loaded (tests share one between servers).
+pub async fn run_with_engine(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    engine: Option<Arc<rollcall_face::FaceEngine>>,
+) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(config.shutdown_timeout_secs);
-    let app = App::build(config).await?;
+    let app = App::build_with_engine(config, engine).await?;
     let state = AppState(Arc::new(app));
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let address = listener.local_addr().context("listener has no address")?;
     let deliverer = tokio::spawn(webhooks::run_deliverer(state.clone()));
+    let workers = queue::worker::spawn_workers(
+        state.queue.clone(),
+        Arc::new(domain::face::FaceTasks { state: state.clone() }),
+        state.config.task_workers(),
+        Duration::from_secs(state.config.task_lease_secs.max(1)),
+        state.shutdown.clone(),
+    );
     tracing::info!(%address, database = state.db.backend_name(), "rollcall is listening");
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
@@ -62,6 +80,11 @@ pub async fn run(
     }
     housekeeping.abort();
     state.shutdown.cancel();
+    // Workers finish the task they hold; one still running at the deadline runs again
+    // after the next start, when its lease has expired.
+    if tokio::time::timeout(timeout, futures::future::join_all(workers)).await.is_err() {
+        tracing::warn!("task workers did not finish in time; their tasks will run again");
+    }
     if tokio::time::timeout(timeout, deliverer).await.is_err() {
         tracing::warn!("the webhook deliverer did not stop in time");
     }

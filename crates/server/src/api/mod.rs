@@ -8,6 +8,7 @@ pub mod docs;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod face;
 pub mod health;
 pub mod middleware;
 pub mod pagination;
@@ -43,6 +44,7 @@ use crate::limiter::Category;
         (name = "operations", description = "Health probes"),
         (name = "webhooks", description = "Outgoing webhooks, their delivery log, and incoming attendance"),
         (name = "events", description = "Live events (Server-Sent Events)"),
+        (name = "face", description = "Enrollment, verification and biometric erasure"),
     )
 )]
 struct ApiDoc;
@@ -101,11 +103,21 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(users::get_user, users::update_user, users::deactivate_user))
         .route("/users/{id}/", axum::routing::patch(users::update_user))
         .routes(routes!(audit::list_audit_logs))
+        .routes(routes!(face::enroll))
+        .routes(routes!(face::enroll_status))
+        .routes(routes!(face::verify_status))
+        .routes(routes!(face::bulk_status))
+        .routes(routes!(face::erase_template))
         .merge(webhooks::routes())
         .merge(events::routes())
         .layer(axum::middleware::from_fn_with_state((state.clone(), Category::General), middleware::rate_limit));
+    // Face verification has a quota of its own (the spec's 100/min per caller).
+    let verification = OpenApiRouter::new().routes(routes!(face::verify)).routes(routes!(face::bulk_verify)).layer(
+        axum::middleware::from_fn_with_state((state.clone(), Category::FaceVerification), middleware::rate_limit),
+    );
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public)
         .merge(general)
+        .merge(verification)
         .layer(axum::middleware::from_fn_with_state(state, middleware::authenticate))
 }

@@ -229,6 +229,11 @@ pub async fn update_user(
     };
     audit::record(&state.db, &client, event).await;
     let user = result?.ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))?;
+    match (existing.is_active, user.is_active) {
+        (true, false) => state.face.forget(user.id),
+        (false, true) => state.face.restore(&state.db, &state.sealer, user.id).await.map_err(ApiError::Internal)?,
+        _ => {}
+    }
     Ok(Json(user.into()))
 }
 
@@ -324,6 +329,8 @@ pub async fn deactivate_user(
     let changes = UserChanges { is_active: Some(false), ..Default::default() };
     user_store::update(&state.db, id, changes).await?;
     crate::store::refresh_tokens::revoke_all_for_user(&state.db, id).await?;
+    // Deactivated people are never recognised.
+    state.face.forget(id);
     let event = AuditEvent::success(
         "user_deactivate",
         Some(admin.audit_name()),

@@ -4,4 +4,5 @@
 pub mod attendance;
 pub mod audit;
 pub mod auth;
+pub mod face;
 pub mod users;

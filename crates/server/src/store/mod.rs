@@ -7,8 +7,10 @@
 pub mod api_keys;
 pub mod attendance;
 pub mod audit;
+pub mod incidents;
 pub mod refresh_tokens;
 pub mod tasks;
+pub mod templates;
 pub mod users;
 pub mod webhooks;
 

@@ -17,6 +17,7 @@ pub struct TestApp {
     pub client: Client,
     pub admin_token: String,
     pub data_dir: tempfile::TempDir,
+    pub database_url: String,
     /// Dropping the app drops this sender, which shuts the server down.
     _shutdown: oneshot::Sender<()>,
 }
@@ -72,19 +73,85 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
     config.rate_limit_general_requests = 100_000;
     config.rate_limit_auth_requests = 10_000;
     customise(&mut config);
-    start(config, data_dir).await
+    start(config, data_dir, None).await
 }
 
-async fn start(config: Config, data_dir: tempfile::TempDir) -> TestApp {
+/// `spawn_app_with`, with the real face engine (loaded once per test binary).
+pub async fn spawn_face_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::with_data_dir(data_dir.path());
+    config.database_url = Some(fresh_database_url(data_dir.path()).await);
+    config.admin_email = Some(ADMIN_EMAIL.into());
+    config.admin_password = Some(ADMIN_PASSWORD.into());
+    config.rate_limit_general_requests = 100_000;
+    config.rate_limit_auth_requests = 10_000;
+    config.rate_limit_face_verification_requests = 100_000;
+    config.task_workers = 2;
+    customise(&mut config);
+    start(config, data_dir, Some(face_engine())).await
+}
+
+pub async fn spawn_face_app() -> TestApp {
+    spawn_face_app_with(|_| {}).await
+}
+
+fn workspace_dir(env: &str, relative: &str) -> std::path::PathBuf {
+    std::env::var_os(env)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative))
+}
+
+/// The engine with the real models, shared by every test of this binary.
+pub fn face_engine() -> std::sync::Arc<rollcall_face::FaceEngine> {
+    static ENGINE: std::sync::OnceLock<std::sync::Arc<rollcall_face::FaceEngine>> = std::sync::OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let models = workspace_dir("ROLLCALL_MODELS_DIR", "data/models");
+            let config = rollcall_face::EngineConfig::new(&models);
+            let engine = rollcall_face::FaceEngine::load(&config)
+                .unwrap_or_else(|e| panic!("face models missing in {} ({e}): run `make models`", models.display()));
+            std::sync::Arc::new(engine)
+        })
+        .clone()
+}
+
+/// A test photo's bytes (face_recognition 1.3.0's test images, fetched by `make fixtures`).
+pub fn fixture(name: &str) -> Vec<u8> {
+    let dir = workspace_dir("ROLLCALL_FIXTURES_DIR", "fixtures").join("images");
+    std::fs::read(dir.join(name))
+        .unwrap_or_else(|e| panic!("{name} missing in {} ({e}): run `make fixtures`", dir.display()))
+}
+
+pub fn data_uri(bytes: &[u8], mime: &str) -> String {
+    use base64::Engine as _;
+    format!("data:{mime};base64,{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+pub fn photo(name: &str) -> String {
+    data_uri(&fixture(name), if name.ends_with(".png") { "image/png" } else { "image/jpeg" })
+}
+
+async fn start(
+    config: Config,
+    data_dir: tempfile::TempDir,
+    engine: Option<std::sync::Arc<rollcall_face::FaceEngine>>,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().unwrap());
+    let database_url = config.database_url.clone().unwrap_or_default();
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(rollcall_server::run(config, listener, async move {
-        let _ = shutdown_rx.await;
-    }));
+    let server = tokio::spawn(rollcall_server::run_with_engine(
+        config,
+        listener,
+        async move {
+            let _ = shutdown_rx.await;
+        },
+        engine,
+    ));
     let client = Client::builder().user_agent("rollcall-tests/1.0").build().unwrap();
     wait_until_ready(&client, &address, &server).await;
-    let mut app = TestApp { address, client, admin_token: String::new(), data_dir, _shutdown: shutdown_tx };
+    let mut app =
+        TestApp { address, client, admin_token: String::new(), data_dir, database_url, _shutdown: shutdown_tx };
     app.admin_token = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await["access"].as_str().unwrap().to_owned();
     app
 }

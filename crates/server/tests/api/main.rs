@@ -6,6 +6,7 @@ mod helpers;
 mod audit;
 mod auth;
 mod errors;
+mod face;
 mod events;
 mod operations;
 mod rate_limits;

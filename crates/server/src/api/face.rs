@@ -1,0 +1,372 @@
+//! `/face/`: enrollment, verification and bulk verification as background tasks, their
+//! status, and erasure of a person's biometric data.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{Admin, Auth, Json, Path, Query};
+use crate::app::AppState;
+use crate::domain::audit::{self, AuditEvent, ClientInfo};
+use crate::domain::auth::Principal;
+use crate::domain::face::{BulkOptions, BulkRequest, EngineState, EnrollRequest, FrameRequest, VerifyRequest};
+use crate::queue::{QueueError, TaskKind, TaskStatus};
+use crate::store::{templates, users};
+
+const MAX_ENROLL_IMAGES: usize = 10;
+const MAX_BULK_FRAMES: usize = 50;
+const MAX_TEXT: usize = 200;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WaitParams {
+    /// Wait (up to `task_wait_timeout_secs`, 10 s by default) for the result and answer
+    /// with the task's status; still a task underneath.
+    pub wait: Option<bool>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollBody {
+    pub employee_id: String,
+    /// 1–10 photos (3 recommended) as `data:image/...;base64,` URIs or raw base64.
+    pub images: Vec<String>,
+    /// Refuse blurred, dark, small or turned-away faces (default true).
+    #[serde(default = "default_true")]
+    pub quality_check: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    /// The photo, as a `data:` URI or raw base64.
+    pub image: String,
+    pub camera_id: Option<String>,
+    pub location: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkFrame {
+    pub id: String,
+    pub image: String,
+    pub camera_id: Option<String>,
+    pub location: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkBody {
+    /// 1–50 frames.
+    pub images: Vec<BulkFrame>,
+    #[serde(default)]
+    pub options: BulkOptions,
+}
+
+/// The answer to a submission (202), or the finished task with `?wait=true` (200).
+#[derive(Serialize, ToSchema)]
+pub struct Submitted {
+    pub task_id: String,
+    /// `queued`, `running`, `completed` or `failed`.
+    pub status: String,
+    pub message: String,
+    /// Seconds until the result is expected, from recent tasks and the queue depth.
+    pub estimated_time: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TaskStatusBody {
+    pub task_id: String,
+    pub status: String,
+    #[schema(value_type = Option<Object>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Seconds the task took to run, once it has.
+    pub processing_time: Option<f64>,
+    pub attempts: u32,
+    pub created_at: String,
+}
+
+impl From<TaskStatus> for TaskStatusBody {
+    fn from(status: TaskStatus) -> Self {
+        Self {
+            task_id: status.id,
+            status: status.state.as_str().to_owned(),
+            result: status.result,
+            error: status.error,
+            processing_time: status.processing_time.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
+            attempts: status.attempts,
+            created_at: status.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        }
+    }
+}
+
+/// Enroll a person's face from 1–10 photos (admin). The template replaces any earlier one.
+#[utoipa::path(post, path = "/face/enroll/", tag = "face", request_body = EnrollBody, params(WaitParams),
+    responses((status = 202, body = Submitted), (status = 200, body = TaskStatusBody), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn enroll(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    client: ClientInfo,
+    Query(wait): Query<WaitParams>,
+    Json(body): Json<EnrollBody>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    if body.images.is_empty() || body.images.len() > MAX_ENROLL_IMAGES {
+        return Err(ApiError::validation("images", format!("send 1 to {MAX_ENROLL_IMAGES} photos (3 recommended)")));
+    }
+    for (n, image) in body.images.iter().enumerate() {
+        check_image(&format!("images[{n}]"), image)?;
+    }
+    let user = users::find_by_employee_id(&state.db, body.employee_id.trim())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no user with employee_id {}", body.employee_id.trim())))?;
+    if !user.is_active {
+        return Err(ApiError::Conflict(format!("user {} is deactivated", user.employee_id)));
+    }
+    let request =
+        EnrollRequest { employee_id: user.employee_id.clone(), images: body.images, quality_check: body.quality_check };
+    let details = json!({"employee_id": user.employee_id, "photos": request.images.len()});
+    let response = submit(&state, &admin, TaskKind::Enroll, &request, wait.wait.unwrap_or(false)).await;
+    audit::record(&state.db, &client, AuditEvent::success("enrollment", Some(admin.audit_name()), details)).await;
+    response
+}
+
+/// Verify a face for attendance (any authenticated caller; cameras and kiosks use API keys).
+#[utoipa::path(post, path = "/face/verify/", tag = "face", request_body = VerifyBody, params(WaitParams),
+    responses((status = 202, body = Submitted), (status = 200, body = TaskStatusBody), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn verify(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Query(wait): Query<WaitParams>,
+    Json(body): Json<VerifyBody>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    check_image("image", &body.image)?;
+    let request = VerifyRequest {
+        image: body.image,
+        camera_id: optional_text("camera_id", body.camera_id)?,
+        location: optional_text("location", body.location)?,
+        captured_at: Utc::now(),
+    };
+    submit(&state, &principal, TaskKind::Verify, &request, wait.wait.unwrap_or(false)).await
+}
+
+/// Verify every face in many frames; each recognised live person is logged at most once.
+#[utoipa::path(post, path = "/face/bulk-verify/", tag = "face", request_body = BulkBody, params(WaitParams),
+    responses((status = 202, body = Submitted), (status = 200, body = TaskStatusBody), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn bulk_verify(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Query(wait): Query<WaitParams>,
+    Json(body): Json<BulkBody>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    if body.images.is_empty() || body.images.len() > MAX_BULK_FRAMES {
+        return Err(ApiError::validation("images", format!("send 1 to {MAX_BULK_FRAMES} frames")));
+    }
+    check_bulk_options(&body.options)?;
+    let mut frames = Vec::with_capacity(body.images.len());
+    for (n, frame) in body.images.into_iter().enumerate() {
+        check_image(&format!("images[{n}].image"), &frame.image)?;
+        frames.push(FrameRequest {
+            id: required_text(&format!("images[{n}].id"), frame.id)?,
+            image: frame.image,
+            camera_id: optional_text("camera_id", frame.camera_id)?,
+            location: optional_text("location", frame.location)?,
+        });
+    }
+    let request = BulkRequest { images: frames, options: body.options, captured_at: Utc::now() };
+    submit(&state, &principal, TaskKind::BulkVerify, &request, wait.wait.unwrap_or(false)).await
+}
+
+fn check_bulk_options(options: &BulkOptions) -> ApiResult<()> {
+    if options.max_faces.is_some_and(|n| n == 0 || n > crate::domain::face::MAX_FACES_LIMIT) {
+        return Err(ApiError::validation(
+            "options.max_faces",
+            format!("must be between 1 and {}", crate::domain::face::MAX_FACES_LIMIT),
+        ));
+    }
+    if options.quality_threshold.is_some_and(|q| !(0.0..=1.0).contains(&q)) {
+        return Err(ApiError::validation("options.quality_threshold", "must be between 0 and 1"));
+    }
+    if options.similarity_threshold.is_some_and(|s| !(-1.0..=1.0).contains(&s) || s.is_nan()) {
+        return Err(ApiError::validation(
+            "options.similarity_threshold",
+            "must be a cosine similarity between -1 and 1",
+        ));
+    }
+    Ok(())
+}
+
+/// Cheap checks before a photo is queued: present, base64, not absurdly small. Decoding
+/// happens in the task.
+fn check_image(field: &str, image: &str) -> ApiResult<()> {
+    match rollcall_face::decode::base64_payload(image) {
+        Ok(bytes) if bytes.len() >= 16 => Ok(()),
+        Ok(_) => Err(ApiError::validation(field, "the image is empty or too small to be a photo")),
+        Err(_) => {
+            Err(ApiError::validation(field, "must be a data:image/...;base64, URI or base64-encoded JPEG, PNG or WebP"))
+        }
+    }
+}
+
+fn optional_text(field: &str, value: Option<String>) -> ApiResult<Option<String>> {
+    value.map(|v| required_text(field, v)).transpose()
+}
+
+fn required_text(field: &str, value: String) -> ApiResult<String> {
+    let value = value.trim().to_owned();
+    if value.is_empty() || value.chars().count() > MAX_TEXT || value.chars().any(char::is_control) {
+        return Err(ApiError::validation(field, format!("must be 1 to {MAX_TEXT} printable characters")));
+    }
+    Ok(value)
+}
+
+async fn submit(
+    state: &AppState,
+    principal: &Principal,
+    kind: TaskKind,
+    request: &impl Serialize,
+    wait: bool,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    if let EngineState::Failed(message) = state.face.state() {
+        return Err(ApiError::Unavailable(message, None));
+    }
+    let payload = serde_json::to_vec(request).map_err(ApiError::internal)?;
+    let mut finished = state.queue.finished();
+    let task_id = state.queue.submit(kind, &principal.key(), &payload).await.map_err(queue_error)?;
+    if wait {
+        let timeout = Duration::from_secs(state.config.task_wait_timeout_secs);
+        if let Some(status) = wait_for(state, &task_id, &mut finished, timeout).await? {
+            return Ok((StatusCode::OK, axum::Json(json!(TaskStatusBody::from(status)))));
+        }
+    }
+    let estimated_time = estimate(state, kind).await?;
+    let body = Submitted {
+        message: format!("{} task queued successfully", kind_label(kind)),
+        status: "queued".into(),
+        estimated_time,
+        task_id,
+    };
+    Ok((StatusCode::ACCEPTED, axum::Json(json!(body))))
+}
+
+fn kind_label(kind: TaskKind) -> &'static str {
+    match kind {
+        TaskKind::Enroll => "Face enrollment",
+        TaskKind::Verify => "Face verification",
+        TaskKind::BulkVerify => "Bulk verification",
+    }
+}
+
+async fn wait_for(
+    state: &AppState,
+    task_id: &str,
+    finished: &mut tokio::sync::broadcast::Receiver<String>,
+    timeout: Duration,
+) -> ApiResult<Option<TaskStatus>> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, finished.recv()).await {
+            Err(_) => return Ok(None),
+            Ok(Ok(id)) if id != task_id => continue,
+            // Our task, or we fell behind the announcements: look it up.
+            Ok(Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                let status = state.queue.status(task_id).await.map_err(queue_error)?;
+                if let Some(status) = status.filter(|s| s.state.is_finished()) {
+                    return Ok(Some(status));
+                }
+            }
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return Ok(None),
+        }
+    }
+}
+
+/// Seconds until a new task of `kind` is expected to finish.
+async fn estimate(state: &AppState, kind: TaskKind) -> ApiResult<f64> {
+    let typical = state.queue.typical_duration(kind).await.map_err(queue_error)?.unwrap_or(Duration::from_secs(1));
+    let depth = state.queue.depth().await.map_err(queue_error)?;
+    let workers = state.config.task_workers().max(1) as f64;
+    let rounds = (depth as f64 / workers).ceil().max(1.0);
+    Ok((typical.as_secs_f64() * rounds * 100.0).round() / 100.0)
+}
+
+fn queue_error(error: QueueError) -> ApiError {
+    match error {
+        QueueError::Full { .. } => ApiError::Unavailable(error.to_string(), Some(Duration::from_secs(5))),
+        QueueError::Store(store) => store.into(),
+        QueueError::Corrupt(_) => ApiError::internal(error),
+    }
+}
+
+/// Status of an enrollment task.
+#[utoipa::path(get, path = "/face/enroll/status/{task_id}/", tag = "face", params(("task_id" = String, Path)),
+    responses((status = 200, body = TaskStatusBody), (status = 404, body = ErrorBody)))]
+pub async fn enroll_status(state: State<AppState>, auth: Auth, path: Path<String>) -> ApiResult<Json<TaskStatusBody>> {
+    task_status(state, auth, path, TaskKind::Enroll).await
+}
+
+/// Status of a verification task.
+#[utoipa::path(get, path = "/face/verify/status/{task_id}/", tag = "face", params(("task_id" = String, Path)),
+    responses((status = 200, body = TaskStatusBody), (status = 404, body = ErrorBody)))]
+pub async fn verify_status(state: State<AppState>, auth: Auth, path: Path<String>) -> ApiResult<Json<TaskStatusBody>> {
+    task_status(state, auth, path, TaskKind::Verify).await
+}
+
+/// Status of a bulk verification task.
+#[utoipa::path(get, path = "/face/bulk-verify/status/{task_id}/", tag = "face", params(("task_id" = String, Path)),
+    responses((status = 200, body = TaskStatusBody), (status = 404, body = ErrorBody)))]
+pub async fn bulk_status(state: State<AppState>, auth: Auth, path: Path<String>) -> ApiResult<Json<TaskStatusBody>> {
+    task_status(state, auth, path, TaskKind::BulkVerify).await
+}
+
+/// A task of this kind, visible to the caller who submitted it and to admins; everyone
+/// else gets 404, so task ids reveal nothing.
+async fn task_status(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+    Path(task_id): Path<String>,
+    kind: TaskKind,
+) -> ApiResult<Json<TaskStatusBody>> {
+    let not_found = || ApiError::NotFound(format!("no {} task {task_id}", kind.as_str()));
+    let status = state.queue.status(&task_id).await.map_err(queue_error)?.ok_or_else(not_found)?;
+    if status.kind != kind || !(principal.is_admin() || status.owner == principal.key()) {
+        return Err(not_found());
+    }
+    Ok(Json(status.into()))
+}
+
+/// Erase a person's biometric data: template and any kept enrollment photos (admin).
+#[utoipa::path(delete, path = "/face/templates/{employee_id}/", tag = "face", params(("employee_id" = String, Path)),
+    responses((status = 204, description = "Erased"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn erase_template(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    client: ClientInfo,
+    Path(employee_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let user = users::find_by_employee_id(&state.db, &employee_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no user with employee_id {employee_id}")))?;
+    state.face.forget(user.id);
+    let erased = templates::erase(&state.db, user.id).await?;
+    let details = json!({"employee_id": user.employee_id, "had_template": erased});
+    audit::record(&state.db, &client, AuditEvent::success("template_erase", Some(admin.audit_name()), details)).await;
+    if !erased {
+        return Err(ApiError::NotFound(format!("{employee_id} has no face template")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,192 @@
+//! Face recognition as the server uses it: the engine (loaded once, in the background),
+//! the in-memory matching index of enrolled people, and the tasks that enroll and
+//! verify faces.
+
+mod enroll;
+mod verify;
+
+use std::sync::{Arc, OnceLock, RwLock};
+
+use rollcall_face::{ExactIndex, FaceEngine, FaceIndex, Fusion, Template, Threshold, ThresholdRule};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::crypto::Sealer;
+use crate::queue::worker::TaskRunner;
+use crate::queue::{Task, TaskFailure, TaskKind};
+use crate::store::{Db, templates};
+
+pub use enroll::EnrollRequest;
+pub use verify::{BulkOptions, BulkRequest, FrameRequest, MAX_FACES_LIMIT, VerifyRequest};
+
+/// Whether the engine can be used yet.
+#[derive(Debug, Clone)]
+pub enum EngineState {
+    Loading,
+    Ready(Arc<FaceEngine>),
+    Failed(String),
+}
+
+/// The engine and the gallery of enrolled people. Identities in the index are user ids.
+pub struct FaceService {
+    engine: Arc<OnceLock<Result<Arc<FaceEngine>, String>>>,
+    index: Arc<RwLock<ExactIndex>>,
+    rule: ThresholdRule,
+}
+
+impl FaceService {
+    pub fn new(rule: ThresholdRule) -> Self {
+        Self { engine: Arc::default(), index: Arc::new(RwLock::new(ExactIndex::new(Fusion::BestOf))), rule }
+    }
+
+    /// Uses an engine that is already loaded (tests share one).
+    pub fn with_engine(rule: ThresholdRule, engine: Arc<FaceEngine>) -> Self {
+        let service = Self::new(rule);
+        let _ = service.engine.set(Ok(engine));
+        service
+    }
+
+    /// Loads the models on a thread of their own, so the server answers meanwhile.
+    pub fn start_loading(&self, config: rollcall_face::EngineConfig) {
+        if self.engine.get().is_some() {
+            return;
+        }
+        let slot = Arc::clone(&self.engine);
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let loaded = FaceEngine::load(&config).map(Arc::new).map_err(|error| {
+                let message = format!("the face engine could not load: {error}");
+                tracing::error!(models_dir = %config.models_dir.display(), "{message}");
+                message
+            });
+            if loaded.is_ok() {
+                tracing::info!(duration_ms = started.elapsed().as_millis() as u64, "face engine loaded");
+            }
+            let _ = slot.set(loaded);
+        });
+    }
+
+    pub fn state(&self) -> EngineState {
+        match self.engine.get() {
+            None => EngineState::Loading,
+            Some(Ok(engine)) => EngineState::Ready(engine.clone()),
+            Some(Err(message)) => EngineState::Failed(message.clone()),
+        }
+    }
+
+    fn engine(&self) -> Result<Arc<FaceEngine>, TaskFailure> {
+        match self.state() {
+            EngineState::Ready(engine) => Ok(engine),
+            EngineState::Loading => Err(TaskFailure::retryable("the face engine is still loading")),
+            EngineState::Failed(message) => Err(TaskFailure::permanent(message)),
+        }
+    }
+
+    pub fn rule(&self) -> &ThresholdRule {
+        &self.rule
+    }
+
+    /// A copy of the rule with another similarity threshold (bulk-verify's option).
+    pub fn rule_with_threshold(&self, threshold: Option<f32>) -> Result<ThresholdRule, String> {
+        match threshold {
+            None => Ok(self.rule),
+            Some(value) => {
+                let threshold = Threshold::new(value).map_err(|e| e.to_string())?;
+                Ok(ThresholdRule { threshold, ..self.rule })
+            }
+        }
+    }
+
+    /// Fills the index from the database: the templates of active people.
+    pub async fn load_index(&self, db: &Db, sealer: &Sealer) -> anyhow::Result<usize> {
+        let sealed = templates::all_active(db).await?;
+        let mut index = self.index.write().expect("index lock");
+        for record in &sealed {
+            let template = open_template(sealer, &record.template)?;
+            index.upsert(&record.user_id.to_string(), &template);
+        }
+        Ok(index.len())
+    }
+
+    pub fn remember(&self, user_id: i64, template: &Template) {
+        self.index.write().expect("index lock").upsert(&user_id.to_string(), template);
+    }
+
+    /// Removes a person from the index (erasure, deactivation).
+    pub fn forget(&self, user_id: i64) {
+        self.index.write().expect("index lock").remove(&user_id.to_string());
+    }
+
+    /// Puts a reactivated person's stored template back into the index.
+    pub async fn restore(&self, db: &Db, sealer: &Sealer, user_id: i64) -> anyhow::Result<()> {
+        if let Some(record) = templates::find(db, user_id).await? {
+            self.remember(user_id, &open_template(sealer, &record.template)?);
+        }
+        Ok(())
+    }
+
+    pub fn enrolled_count(&self) -> usize {
+        self.index.read().expect("index lock").len()
+    }
+
+    fn index(&self) -> Arc<RwLock<ExactIndex>> {
+        self.index.clone()
+    }
+}
+
+fn open_template(sealer: &Sealer, sealed: &[u8]) -> anyhow::Result<Template> {
+    let bytes = sealer.open(sealed)?;
+    Ok(Template::from_bytes(&bytes)?)
+}
+
+/// Runs face tasks for the worker pool.
+pub struct FaceTasks {
+    pub state: AppState,
+}
+
+#[async_trait::async_trait]
+impl TaskRunner for FaceTasks {
+    fn ready(&self) -> bool {
+        !matches!(self.state.face.state(), EngineState::Loading)
+    }
+
+    async fn run(&self, task: &Task) -> Result<serde_json::Value, TaskFailure> {
+        match task.kind {
+            TaskKind::Enroll => enroll::run(&self.state, task).await,
+            TaskKind::Verify => verify::run_verify(&self.state, task).await,
+            TaskKind::BulkVerify => verify::run_bulk(&self.state, task).await,
+        }
+    }
+}
+
+/// Runs CPU-bound engine work on the blocking pool, never on the async runtime.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, TaskFailure> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| TaskFailure::permanent("internal error while analysing the image"))
+}
+
+fn decode_payload<T: for<'de> Deserialize<'de>>(task: &Task) -> Result<T, TaskFailure> {
+    serde_json::from_slice(&task.payload)
+        .map_err(|e| TaskFailure::permanent(format!("the task's input is not valid: {e}")))
+}
+
+/// The face box as clients see it.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+pub struct FaceBox {
+    pub x: f32,
+    pub y: f32,
+    pub width: f32,
+    pub height: f32,
+}
+
+impl From<rollcall_face::BoundingBox> for FaceBox {
+    fn from(b: rollcall_face::BoundingBox) -> Self {
+        Self { x: b.x, y: b.y, width: b.width, height: b.height }
+    }
+}
+
+/// Rounds for responses: scores are not meaningful beyond 4 decimals.
+fn round4(value: f32) -> f64 {
+    (f64::from(value) * 10_000.0).round() / 10_000.0
+}

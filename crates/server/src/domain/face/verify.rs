@@ -1,0 +1,371 @@
+//! Verification: find who is in a photo (or in many frames), check they are live, and
+//! log their attendance. A spoof never logs attendance and opens an incident.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rollcall_face::{
+    Decision, DecisionRule, FaceAnalysis, FaceIndex, FaceRejection, Identification, QualityIssue, ThresholdRule,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{FaceBox, blocking, decode_payload, round4};
+use crate::app::AppState;
+use crate::domain::attendance::{Arrival, Logged};
+use crate::events::{Event, EventKind};
+use crate::queue::{Task, TaskFailure};
+use crate::store::incidents::{self, NewIncident};
+use crate::store::users::{self, UserRecord};
+
+/// The queued input of a verification.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct VerifyRequest {
+    pub image: String,
+    pub camera_id: Option<String>,
+    pub location: Option<String>,
+    /// When the photo was taken; the time of submission otherwise.
+    pub captured_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FrameRequest {
+    pub id: String,
+    pub image: String,
+    pub camera_id: Option<String>,
+    pub location: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BulkOptions {
+    /// Faces analysed per frame, largest first (default 10, at most 50).
+    pub max_faces: Option<usize>,
+    /// Faces whose quality score is below this are not identified (default: the
+    /// engine's quality limits).
+    pub quality_threshold: Option<f32>,
+    /// Cosine similarity needed to recognise someone (default: the server's threshold).
+    pub similarity_threshold: Option<f32>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BulkRequest {
+    pub images: Vec<FrameRequest>,
+    pub options: BulkOptions,
+    pub captured_at: DateTime<Utc>,
+}
+
+/// The decision for one face, before attendance.
+struct FaceDecision {
+    face: Option<FaceAnalysis>,
+    /// Why nobody was recognised (`no_face`, `spoof`, `low_quality`, `below_threshold`, …).
+    reason: Option<&'static str>,
+    reason_detail: Option<Value>,
+    user_id: Option<i64>,
+    decision: Option<Decision>,
+}
+
+impl FaceDecision {
+    fn is_spoof(&self) -> bool {
+        self.reason == Some("spoof")
+    }
+}
+
+fn from_identification(identification: Identification) -> FaceDecision {
+    match identification {
+        Identification::Rejected { reason, face } => FaceDecision {
+            face,
+            reason: Some(reason.code()),
+            reason_detail: serde_json::to_value(&reason).ok(),
+            user_id: None,
+            decision: None,
+        },
+        Identification::Searched { face, decision, .. } => decide(face, decision),
+    }
+}
+
+fn decide(face: FaceAnalysis, decision: Decision) -> FaceDecision {
+    let (reason, user_id) = match &decision {
+        Decision::Recognised { identity, .. } => (None, identity.parse().ok()),
+        Decision::NotRecognised { reason, .. } => (Some(reject_code(*reason)), None),
+    };
+    FaceDecision { face: Some(face), reason, reason_detail: None, user_id, decision: Some(decision) }
+}
+
+fn reject_code(reason: rollcall_face::RejectReason) -> &'static str {
+    match reason {
+        rollcall_face::RejectReason::EmptyGallery => "nobody_enrolled",
+        rollcall_face::RejectReason::BelowThreshold => "not_recognised",
+        rollcall_face::RejectReason::AmbiguousMatch => "ambiguous_match",
+    }
+}
+
+pub(super) async fn run_verify(state: &AppState, task: &Task) -> Result<Value, TaskFailure> {
+    let request: VerifyRequest = decode_payload(task)?;
+    let engine = state.face.engine()?;
+    let index = state.face.index();
+    let rule = *state.face.rule();
+    let image = request.image.clone();
+    let decided = blocking(move || {
+        let decoded =
+            engine.decode_base64(&image).map_err(|e| TaskFailure::permanent(format!("invalid image: {e}")))?;
+        let index = index.read().expect("index lock");
+        engine.identify_with(&decoded, &*index, &rule).map_err(|e| TaskFailure::retryable(e.to_string()))
+    })
+    .await??;
+    let decided = from_identification(decided);
+    let context = Context {
+        task_id: &task.id,
+        camera_id: request.camera_id.as_deref(),
+        location: request.location.as_deref(),
+        captured_at: request.captured_at,
+        source: "verify",
+    };
+    if decided.is_spoof() {
+        report_spoof(state, &context, &decided).await?;
+    }
+    face_result(state, &context, &decided, &mut HashSet::new()).await
+}
+
+struct Context<'a> {
+    task_id: &'a str,
+    camera_id: Option<&'a str>,
+    location: Option<&'a str>,
+    captured_at: DateTime<Utc>,
+    source: &'static str,
+}
+
+/// The spec's verification result for one face, logging attendance when a live, active,
+/// enrolled person was recognised. `logged` holds the people this task has logged, so a
+/// person seen in several frames of one task is logged once.
+async fn face_result(
+    state: &AppState,
+    context: &Context<'_>,
+    decided: &FaceDecision,
+    logged: &mut HashSet<i64>,
+) -> Result<Value, TaskFailure> {
+    let face = decided.face.as_ref();
+    let liveness = face.and_then(|f| f.liveness);
+    let (similarity, margin, confidence) = match &decided.decision {
+        Some(Decision::Recognised { similarity, margin, confidence, .. }) => {
+            (Some(*similarity), Some(*margin), *confidence)
+        }
+        Some(Decision::NotRecognised { similarity, margin, confidence, .. }) => (*similarity, *margin, *confidence),
+        None => (None, None, 0.0),
+    };
+    let mut result = json!({
+        "recognized": false,
+        "employee_id": null,
+        "name": null,
+        "confidence": round4(confidence),
+        "similarity_score": similarity.map(round4),
+        "margin": margin.filter(|m| m.is_finite()).map(round4),
+        "is_live": liveness.map(|l| l.is_live),
+        "anti_spoof_score": liveness.map(|l| round4(l.anti_spoof_score)),
+        "quality_score": face.map(|f| round4(f.quality.score)),
+        "face_box": face.map(|f| FaceBox::from(f.detection.bbox)),
+        "attendance_logged": false,
+        "reason": decided.reason,
+        "timestamp": context.captured_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+    });
+    if let Some(detail) = &decided.reason_detail {
+        result["reason_detail"] = detail.clone();
+    }
+    let Some(user_id) = decided.user_id else {
+        return Ok(result);
+    };
+    let user = match users::find_by_id(&state.db, user_id).await.map_err(|e| TaskFailure::retryable(e.to_string()))? {
+        Some(user) if user.is_active => user,
+        // Removed from the index on deactivation; a race with it lands here.
+        _ => {
+            result["reason"] = json!("not_recognised");
+            return Ok(result);
+        }
+    };
+    result["recognized"] = json!(true);
+    result["employee_id"] = json!(user.employee_id);
+    result["name"] = json!(user.full_name());
+    if !logged.insert(user.id) {
+        result["reason"] = json!("already_logged_by_this_task");
+        return Ok(result);
+    }
+    let outcome =
+        log_arrival(state, context, &user, confidence, similarity, liveness.map(|l| l.anti_spoof_score)).await?;
+    match outcome {
+        Logged::New(record) | Logged::AlreadyByThisTask(record) => {
+            result["attendance_logged"] = json!(true);
+            result["attendance_id"] = json!(record.id);
+        }
+        Logged::Cooldown { previous } => {
+            result["reason"] = json!("cooldown");
+            result["last_logged_at"] = json!(previous.to_rfc3339_opts(SecondsFormat::Secs, true));
+        }
+    }
+    Ok(result)
+}
+
+async fn log_arrival(
+    state: &AppState,
+    context: &Context<'_>,
+    user: &UserRecord,
+    confidence: f32,
+    similarity: Option<f32>,
+    anti_spoof_score: Option<f32>,
+) -> Result<Logged, TaskFailure> {
+    let arrival = Arrival {
+        user,
+        timestamp: context.captured_at,
+        camera_id: context.camera_id.map(str::to_owned),
+        location: context.location.map(str::to_owned),
+        confidence: Some(round4(confidence)),
+        similarity: similarity.map(round4),
+        anti_spoof_score: anti_spoof_score.map(round4),
+        verification_time: Some((Utc::now() - context.captured_at).num_milliseconds().max(0) as f64 / 1000.0),
+        source: context.source,
+        task_id: Some(context.task_id.to_owned()),
+        details: json!({}),
+    };
+    Ok(state.attendance.log(&state.db, &state.events, arrival).await?)
+}
+
+/// Opens a spoofing incident (once per task) and publishes `spoofing_detected`.
+async fn report_spoof(state: &AppState, context: &Context<'_>, decided: &FaceDecision) -> Result<(), TaskFailure> {
+    let score = decided.face.as_ref().and_then(|f| f.liveness).map(|l| round4(l.anti_spoof_score));
+    let details = json!({"anti_spoof_score": score, "task_id": context.task_id, "location": context.location});
+    let incident = NewIncident {
+        kind: "spoofing_attempt",
+        camera_id: context.camera_id.map(str::to_owned),
+        severity: "medium",
+        description: "a face failed the liveness check".into(),
+        details: details.to_string(),
+        task_id: Some(context.task_id.to_owned()),
+    };
+    let record = incidents::insert(&state.db, incident).await.map_err(|e| TaskFailure::retryable(e.to_string()))?;
+    let incident_key = match &record {
+        Some(record) => format!("incident:{}", record.id),
+        None => format!("incident:task:{}", context.task_id),
+    };
+    let event = Event {
+        kind: EventKind::SpoofingDetected,
+        key: incident_key,
+        timestamp: Utc::now(),
+        data: json!({
+            "incident_id": record.as_ref().map(|r| r.id),
+            "camera_id": context.camera_id,
+            "location": context.location,
+            "anti_spoof_score": score,
+        }),
+    };
+    state.events.publish(event).await?;
+    Ok(())
+}
+
+/// Default and largest number of faces analysed per bulk frame.
+const DEFAULT_MAX_FACES: usize = 10;
+pub const MAX_FACES_LIMIT: usize = 50;
+
+pub(super) async fn run_bulk(state: &AppState, task: &Task) -> Result<Value, TaskFailure> {
+    let request: BulkRequest = decode_payload(task)?;
+    let rule = state.face.rule_with_threshold(request.options.similarity_threshold).map_err(TaskFailure::permanent)?;
+    let max_faces = request.options.max_faces.unwrap_or(DEFAULT_MAX_FACES).clamp(1, MAX_FACES_LIMIT);
+    let mut logged = HashSet::new();
+    let mut frames = Vec::with_capacity(request.images.len());
+    let mut faces_total = 0;
+    let mut recognised_total = 0;
+    for frame in &request.images {
+        let decided = analyse_frame(state, &frame.image, max_faces, request.options.quality_threshold, rule).await?;
+        let context = Context {
+            task_id: &task.id,
+            camera_id: frame.camera_id.as_deref(),
+            location: frame.location.as_deref(),
+            captured_at: request.captured_at,
+            source: "bulk_verify",
+        };
+        let frame_result = match decided {
+            Err(error) => json!({"id": frame.id, "error": error, "faces": []}),
+            Ok(faces) => {
+                let mut results = Vec::with_capacity(faces.len());
+                for face in &faces {
+                    if face.is_spoof() {
+                        report_spoof(state, &context, face).await?;
+                    }
+                    let result = face_result(state, &context, face, &mut logged).await?;
+                    recognised_total += usize::from(result["recognized"] == json!(true));
+                    results.push(result);
+                }
+                faces_total += results.len();
+                json!({"id": frame.id, "camera_id": frame.camera_id, "faces": results})
+            }
+        };
+        frames.push(frame_result);
+    }
+    Ok(json!({
+        "frames": frames,
+        "faces_detected": faces_total,
+        "recognized": recognised_total,
+        "attendance_logged": logged.len(),
+        "similarity_threshold": round4(rule.threshold.get()),
+    }))
+}
+
+/// Every face of one frame (largest first, at most `max_faces`), decided.
+async fn analyse_frame(
+    state: &AppState,
+    image: &str,
+    max_faces: usize,
+    quality_threshold: Option<f32>,
+    rule: ThresholdRule,
+) -> Result<Result<Vec<FaceDecision>, String>, TaskFailure> {
+    let engine = state.face.engine()?;
+    let index = state.face.index();
+    let image = image.to_owned();
+    blocking(move || {
+        let decoded = match engine.decode_base64(&image) {
+            Ok(decoded) => decoded,
+            Err(error) => return Ok(Err(format!("invalid image: {error}"))),
+        };
+        let detections = engine.detect(&decoded).map_err(|e| TaskFailure::retryable(e.to_string()))?;
+        let index = index.read().expect("index lock");
+        let mut decided = Vec::new();
+        for detection in detections.into_iter().take(max_faces) {
+            let face = engine.analyze_face(&decoded, detection).map_err(|e| TaskFailure::retryable(e.to_string()))?;
+            decided.push(decide_face(face, &*index, &rule, quality_threshold));
+        }
+        Ok(Ok(decided))
+    })
+    .await?
+}
+
+fn decide_face(
+    face: FaceAnalysis,
+    index: &dyn FaceIndex,
+    rule: &ThresholdRule,
+    quality_threshold: Option<f32>,
+) -> FaceDecision {
+    let rejection = match quality_threshold {
+        Some(minimum) if face.quality.score < minimum => {
+            Some(FaceRejection::LowQuality { issues: face.quality.issues.clone() })
+        }
+        None if !face.quality.is_acceptable() => {
+            Some(FaceRejection::LowQuality { issues: face.quality.issues.clone() })
+        }
+        _ => match face.liveness {
+            Some(liveness) if !liveness.is_live => {
+                Some(FaceRejection::Spoof { anti_spoof_score: liveness.anti_spoof_score })
+            }
+            _ if face.embedding.is_none() => Some(FaceRejection::LowQuality { issues: vec![QualityIssue::TurnedAway] }),
+            _ => None,
+        },
+    };
+    if let Some(reason) = rejection {
+        return FaceDecision {
+            reason: Some(reason.code()),
+            reason_detail: serde_json::to_value(&reason).ok(),
+            face: Some(face),
+            user_id: None,
+            decision: None,
+        };
+    }
+    let search = index.search(face.embedding.as_ref().expect("checked above"));
+    let decision = rule.decide(&search);
+    decide(face, decision)
+}

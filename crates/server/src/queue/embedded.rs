@@ -1,0 +1,178 @@
+//! The embedded queue: tasks are rows of the `tasks` table, so a queued task survives a
+//! crash, and a task whose worker died is taken again once its lease expires.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::Value;
+use tokio::sync::{Notify, broadcast};
+
+use super::{QueueError, Task, TaskFailure, TaskKind, TaskQueue, TaskState, TaskStatus};
+use crate::crypto::Sealer;
+use crate::store::Db;
+use crate::store::tasks::{self as task_store, TaskRecord};
+
+pub struct EmbeddedQueue {
+    db: Db,
+    /// Task inputs (photos) are biometric data: encrypted in the table too.
+    sealer: Sealer,
+    lease: Duration,
+    max_attempts: u32,
+    max_depth: u64,
+    work: Notify,
+    finished: broadcast::Sender<String>,
+}
+
+impl EmbeddedQueue {
+    pub fn new(db: Db, sealer: Sealer, lease: Duration, max_attempts: u32, max_depth: u64) -> Self {
+        Self {
+            db,
+            sealer,
+            lease,
+            max_attempts: max_attempts.max(1),
+            max_depth,
+            work: Notify::new(),
+            finished: broadcast::channel(4096).0,
+        }
+    }
+
+    fn lease_until(&self) -> chrono::DateTime<Utc> {
+        Utc::now() + chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::seconds(30))
+    }
+
+    fn announce(&self, id: &str) {
+        let _ = self.finished.send(id.to_owned());
+    }
+}
+
+fn state_of(status: &str) -> TaskState {
+    match status {
+        task_store::QUEUED => TaskState::Queued,
+        task_store::RUNNING => TaskState::Running,
+        task_store::COMPLETED => TaskState::Completed,
+        _ => TaskState::Failed,
+    }
+}
+
+fn to_status(record: TaskRecord) -> Option<TaskStatus> {
+    let kind = TaskKind::parse(&record.kind)?;
+    Some(TaskStatus {
+        kind,
+        state: state_of(&record.status),
+        attempts: u32::try_from(record.attempts).unwrap_or(0),
+        result: record.result.as_deref().and_then(|r| serde_json::from_str(r).ok()),
+        error: record.error,
+        created_at: record.created_at,
+        finished_at: record.finished_at,
+        processing_time: record.processing_ms.map(|ms| Duration::from_millis(ms.max(0) as u64)),
+        owner: record.owner,
+        id: record.id,
+    })
+}
+
+fn millis(elapsed: Duration) -> i64 {
+    i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[async_trait::async_trait]
+impl TaskQueue for EmbeddedQueue {
+    async fn submit(&self, kind: TaskKind, owner: &str, payload: &[u8]) -> Result<String, QueueError> {
+        let depth = task_store::count_queued(&self.db).await?.max(0) as u64;
+        if depth >= self.max_depth {
+            return Err(QueueError::Full { depth });
+        }
+        let id = kind.new_id();
+        task_store::insert(
+            &self.db,
+            &id,
+            kind.as_str(),
+            owner,
+            self.sealer.seal(payload),
+            i64::from(self.max_attempts),
+        )
+        .await?;
+        self.work.notify_one();
+        Ok(id)
+    }
+
+    async fn claim(&self) -> Result<Option<Task>, QueueError> {
+        task_store::fail_abandoned(&self.db).await?;
+        let Some(record) = task_store::claim_next(&self.db, self.lease_until()).await? else {
+            return Ok(None);
+        };
+        let Some(kind) = TaskKind::parse(&record.kind) else {
+            let error = format!("unknown task kind {:?}", record.kind);
+            task_store::finish(&self.db, &record.id, task_store::FAILED, None, Some(error.clone()), 0).await?;
+            return Err(QueueError::Corrupt(error));
+        };
+        let payload = match self.sealer.open(&record.payload) {
+            Ok(payload) => payload,
+            Err(error) => {
+                let message = format!("the task's input cannot be decrypted ({error}); was the data key changed?");
+                task_store::finish(&self.db, &record.id, task_store::FAILED, None, Some(message.clone()), 0).await?;
+                self.announce(&record.id);
+                return Err(QueueError::Corrupt(message));
+            }
+        };
+        Ok(Some(Task {
+            id: record.id,
+            kind,
+            owner: record.owner,
+            payload,
+            attempt: u32::try_from(record.attempts).unwrap_or(u32::MAX),
+            max_attempts: u32::try_from(record.max_attempts).unwrap_or(1),
+        }))
+    }
+
+    async fn heartbeat(&self, id: &str) -> Result<bool, QueueError> {
+        Ok(task_store::extend_lease(&self.db, id, self.lease_until()).await?)
+    }
+
+    async fn complete(&self, task: &Task, result: &Value, elapsed: Duration) -> Result<(), QueueError> {
+        task_store::finish(&self.db, &task.id, task_store::COMPLETED, Some(result.to_string()), None, millis(elapsed))
+            .await?;
+        self.announce(&task.id);
+        Ok(())
+    }
+
+    async fn fail(&self, task: &Task, failure: &TaskFailure, elapsed: Duration) -> Result<(), QueueError> {
+        if failure.retryable && task.attempt < task.max_attempts {
+            task_store::requeue(&self.db, &task.id, &failure.message).await?;
+            self.work.notify_one();
+            return Ok(());
+        }
+        let message = if failure.retryable {
+            format!("{} (gave up after {} attempts)", failure.message, task.attempt)
+        } else {
+            failure.message.clone()
+        };
+        task_store::finish(&self.db, &task.id, task_store::FAILED, None, Some(message), millis(elapsed)).await?;
+        self.announce(&task.id);
+        Ok(())
+    }
+
+    async fn status(&self, id: &str) -> Result<Option<TaskStatus>, QueueError> {
+        Ok(task_store::find(&self.db, id).await?.and_then(to_status))
+    }
+
+    async fn depth(&self) -> Result<u64, QueueError> {
+        Ok(task_store::count_queued(&self.db).await?.max(0) as u64)
+    }
+
+    async fn typical_duration(&self, kind: TaskKind) -> Result<Option<Duration>, QueueError> {
+        let recent = task_store::recent_processing_ms(&self.db, kind.as_str(), 20).await?;
+        if recent.is_empty() {
+            return Ok(None);
+        }
+        let mean = recent.iter().sum::<i64>() / recent.len() as i64;
+        Ok(Some(Duration::from_millis(mean.max(0) as u64)))
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.work.notified()).await;
+    }
+
+    fn finished(&self) -> broadcast::Receiver<String> {
+        self.finished.subscribe()
+    }
+}

@@ -1,0 +1,110 @@
+//! The worker pool: each worker claims a task, keeps its lease alive while it runs, and
+//! records how it ended. A panicking task fails; it does not take the worker with it.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt as _;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{Task, TaskFailure, TaskQueue};
+
+/// Runs one kind of work; the face service implements it.
+#[async_trait::async_trait]
+pub trait TaskRunner: Send + Sync {
+    /// False while the runner cannot start work yet (models loading): workers wait.
+    fn ready(&self) -> bool;
+    async fn run(&self, task: &Task) -> Result<Value, TaskFailure>;
+}
+
+/// Starts `workers` workers. They stop claiming when `shutdown` is cancelled and finish
+/// the task they hold (the lease makes an unfinished task run again after a restart).
+pub fn spawn_workers(
+    queue: Arc<dyn TaskQueue>,
+    runner: Arc<dyn TaskRunner>,
+    workers: usize,
+    lease: Duration,
+    shutdown: CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    (0..workers)
+        .map(|n| {
+            let (queue, runner, shutdown) = (queue.clone(), runner.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                work(n, queue, runner, lease, shutdown).await;
+                tracing::info!(worker = n, "task worker stopped");
+            })
+        })
+        .collect()
+}
+
+async fn work(
+    n: usize,
+    queue: Arc<dyn TaskQueue>,
+    runner: Arc<dyn TaskRunner>,
+    lease: Duration,
+    shutdown: CancellationToken,
+) {
+    while !shutdown.is_cancelled() {
+        if !runner.ready() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        match queue.claim().await {
+            Ok(Some(task)) => run_one(&queue, &runner, task, lease).await,
+            Ok(None) => {
+                tokio::select! {
+                    () = queue.wait_for_work(Duration::from_millis(500)) => {}
+                    () = shutdown.cancelled() => {}
+                }
+            }
+            Err(error) => {
+                tracing::error!(worker = n, error = %error, "could not claim a task");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn run_one(queue: &Arc<dyn TaskQueue>, runner: &Arc<dyn TaskRunner>, task: Task, lease: Duration) {
+    let started = Instant::now();
+    let heartbeat = keep_alive(queue.clone(), task.id.clone(), lease / 3);
+    let outcome = AssertUnwindSafe(runner.run(&task)).catch_unwind().await;
+    heartbeat.abort();
+    let elapsed = started.elapsed();
+    let recorded = match outcome {
+        Ok(Ok(result)) => {
+            tracing::info!(task.id = %task.id, task.kind = task.kind.as_str(), duration_ms = elapsed.as_millis() as u64, "task completed");
+            queue.complete(&task, &result, elapsed).await
+        }
+        Ok(Err(failure)) => {
+            tracing::warn!(task.id = %task.id, attempt = task.attempt, retryable = failure.retryable, error = %failure.message, "task failed");
+            queue.fail(&task, &failure, elapsed).await
+        }
+        Err(_) => {
+            tracing::error!(task.id = %task.id, "task panicked");
+            queue.fail(&task, &TaskFailure::permanent("internal error while processing the task"), elapsed).await
+        }
+    };
+    if let Err(error) = recorded {
+        // The lease will expire and the task will run again.
+        tracing::error!(task.id = %task.id, error = %error, "could not record how a task ended");
+    }
+}
+
+fn keep_alive(queue: Arc<dyn TaskQueue>, id: String, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match queue.heartbeat(&id).await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(error) => tracing::warn!(task.id = %id, error = %error, "could not extend a task's lease"),
+            }
+        }
+    })
+}
