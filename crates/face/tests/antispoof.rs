@@ -5,9 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use rollcall_face::antispoof::{
-    ANTISPOOF_INPUT_SIZE, AntiSpoof, DEFAULT_THRESHOLD, FaceCrops, LIVENESS_INPUT_SIZE,
-};
+use rollcall_face::antispoof::{ANTISPOOF_INPUT_SIZE, AntiSpoof, DEFAULT_THRESHOLD, FaceCrops, LIVENESS_INPUT_SIZE};
 use rollcall_face::{BoundingBox, Error};
 use serde_json::Value;
 
@@ -19,43 +17,24 @@ const MODEL_TOLERANCE: f32 = 1e-3;
 const PHOTO_TOLERANCE: f32 = 0.02;
 
 fn dir_from_env(var: &str, default: &str, make: &str) -> PathBuf {
-    let dir = std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(default));
-    assert!(
-        dir.is_dir(),
-        "{} does not exist: run `make {make}` (or set {var})",
-        dir.display()
-    );
+    let dir =
+        std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(default));
+    assert!(dir.is_dir(), "{} does not exist: run `make {make}` (or set {var})", dir.display());
     dir
 }
 
 fn models_dir() -> PathBuf {
     let dir = dir_from_env("ROLLCALL_MODELS_DIR", "../../data/models", "models");
-    for f in [
-        "antispoof.json",
-        "antispoof.bin",
-        "liveness.json",
-        "liveness.bin",
-    ] {
-        assert!(
-            dir.join(f).is_file(),
-            "{} is missing: run `make models`",
-            dir.join(f).display()
-        );
+    for f in ["antispoof.json", "antispoof.bin", "liveness.json", "liveness.bin"] {
+        assert!(dir.join(f).is_file(), "{} is missing: run `make models`", dir.join(f).display());
     }
     dir
 }
 
 fn images_dir() -> PathBuf {
     let base = std::env::var_os("ROLLCALL_FIXTURES_DIR").map(|d| PathBuf::from(d).join("images"));
-    let dir =
-        base.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/images"));
-    assert!(
-        dir.is_dir(),
-        "{} does not exist: run `make fixtures`",
-        dir.display()
-    );
+    let dir = base.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/images"));
+    assert!(dir.is_dir(), "{} does not exist: run `make fixtures`", dir.display());
     dir
 }
 
@@ -68,8 +47,7 @@ fn golden() -> &'static Value {
     static GOLDEN: OnceLock<Value> = OnceLock::new();
     GOLDEN.get_or_init(|| {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/antispoof.json");
-        serde_json::from_str(&std::fs::read_to_string(path).expect("golden file"))
-            .expect("golden json")
+        serde_json::from_str(&std::fs::read_to_string(path).expect("golden file")).expect("golden json")
     })
 }
 
@@ -82,19 +60,11 @@ fn floats(v: &Value) -> Vec<f32> {
 }
 
 fn bbox(v: &Value) -> BoundingBox {
-    BoundingBox {
-        x: f(&v["x"]),
-        y: f(&v["y"]),
-        width: f(&v["width"]),
-        height: f(&v["height"]),
-    }
+    BoundingBox { x: f(&v["x"]), y: f(&v["y"]), width: f(&v["width"]), height: f(&v["height"]) }
 }
 
 fn assert_close(what: &str, got: f32, want: f32, tol: f32) {
-    assert!(
-        (got - want).abs() <= tol,
-        "{what}: got {got}, TF.js gave {want} (tolerance {tol})"
-    );
+    assert!((got - want).abs() <= tol, "{what}: got {got}, TF.js gave {want} (tolerance {tol})");
 }
 
 /// The reference's deterministic input: 0.5 + 0.5 sin(0.37 x + 0.23 y + 1.7 c + k), NHWC.
@@ -103,10 +73,7 @@ fn pattern(size: usize, k: f64) -> Vec<f32> {
     for y in 0..size {
         for x in 0..size {
             for c in 0..3 {
-                v.push(
-                    (0.5 + 0.5 * (0.37 * x as f64 + 0.23 * y as f64 + 1.7 * c as f64 + k).sin())
-                        as f32,
-                );
+                v.push((0.5 + 0.5 * (0.37 * x as f64 + 0.23 * y as f64 + 1.7 * c as f64 + k).sin()) as f32);
             }
         }
     }
@@ -123,19 +90,15 @@ fn synthetic_image(width: u32, height: u32) -> image::RgbImage {
 
 fn load_image(name: &str) -> image::RgbImage {
     let path = images_dir().join(name);
-    image::open(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run `make fixtures`)", path.display()))
-        .to_rgb8()
+    image::open(&path).unwrap_or_else(|e| panic!("{}: {e} (run `make fixtures`)", path.display())).to_rgb8()
 }
 
 #[test]
 fn model_outputs_match_tfjs_on_deterministic_inputs() {
     for case in golden()["patterns"].as_array().unwrap() {
         let k = case["k"].as_f64().unwrap();
-        let crops = FaceCrops {
-            antispoof: pattern(ANTISPOOF_INPUT_SIZE, k),
-            liveness: pattern(LIVENESS_INPUT_SIZE, k),
-        };
+        let crops =
+            FaceCrops { antispoof: pattern(ANTISPOOF_INPUT_SIZE, k), liveness: pattern(LIVENESS_INPUT_SIZE, k) };
         let got = engine().check_crops(&crops).unwrap();
         assert_close(
             &format!("antispoof, pattern {k}"),
@@ -143,35 +106,21 @@ fn model_outputs_match_tfjs_on_deterministic_inputs() {
             f(&case["antispoof"][0]),
             MODEL_TOLERANCE,
         );
-        assert_close(
-            &format!("liveness, pattern {k}"),
-            got.liveness_model,
-            f(&case["liveness"][0]),
-            MODEL_TOLERANCE,
-        );
+        assert_close(&format!("liveness, pattern {k}"), got.liveness_model, f(&case["liveness"][0]), MODEL_TOLERANCE);
     }
 }
 
 #[test]
 fn crops_and_outputs_match_tfjs_on_a_synthetic_image() {
     for case in golden()["synthetic"].as_array().unwrap() {
-        let image = synthetic_image(
-            case["width"].as_u64().unwrap() as u32,
-            case["height"].as_u64().unwrap() as u32,
-        );
+        let image = synthetic_image(case["width"].as_u64().unwrap() as u32, case["height"].as_u64().unwrap() as u32);
         let face = bbox(&case["box"]);
         let crops = FaceCrops::from_face(&image, face).unwrap();
-        for (name, crop) in [
-            ("antispoof_crop", &crops.antispoof),
-            ("liveness_crop", &crops.liveness),
-        ] {
+        for (name, crop) in [("antispoof_crop", &crops.antispoof), ("liveness_crop", &crops.liveness)] {
             let want = &case[name];
             let sum: f64 = crop.iter().map(|v| *v as f64).sum();
             let want_sum = want["sum"].as_f64().unwrap();
-            assert!(
-                (sum - want_sum).abs() <= 1e-5 * want_sum,
-                "{name} sum {sum} vs TF.js {want_sum} for {face:?}"
-            );
+            assert!((sum - want_sum).abs() <= 1e-5 * want_sum, "{name} sum {sum} vs TF.js {want_sum} for {face:?}");
             for (i, w) in floats(&want["first"]).into_iter().enumerate() {
                 assert_close(&format!("{name}[{i}]"), crop[i], w, 1e-5);
             }
@@ -180,60 +129,22 @@ fn crops_and_outputs_match_tfjs_on_a_synthetic_image() {
             }
         }
         let got = engine().check(&image, face).unwrap();
-        assert_close(
-            "antispoof",
-            got.antispoof_model,
-            f(&case["antispoof"][0]),
-            MODEL_TOLERANCE,
-        );
-        assert_close(
-            "liveness",
-            got.liveness_model,
-            f(&case["liveness"][0]),
-            MODEL_TOLERANCE,
-        );
+        assert_close("antispoof", got.antispoof_model, f(&case["antispoof"][0]), MODEL_TOLERANCE);
+        assert_close("liveness", got.liveness_model, f(&case["liveness"][0]), MODEL_TOLERANCE);
     }
 }
 
 #[test]
 fn fixture_portraits_match_tfjs_and_are_judged_live() {
     let fixtures = golden()["fixtures"].as_object().unwrap();
-    for name in [
-        "obama.jpg",
-        "obama2.jpg",
-        "obama3.jpg",
-        "biden.jpg",
-        "32bit.png",
-    ] {
+    for name in ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "32bit.png"] {
         let case = &fixtures[name];
-        let got = engine()
-            .check(&load_image(name), bbox(&case["box"]))
-            .unwrap();
-        let tol = if name.ends_with(".png") {
-            MODEL_TOLERANCE
-        } else {
-            PHOTO_TOLERANCE
-        };
-        assert_close(
-            &format!("{name} antispoof"),
-            got.antispoof_model,
-            f(&case["antispoof"][0]),
-            tol,
-        );
-        assert_close(
-            &format!("{name} liveness"),
-            got.liveness_model,
-            f(&case["liveness"][0]),
-            tol,
-        );
-        assert!(
-            (0.0..=1.0).contains(&got.anti_spoof_score),
-            "{name}: {got:?}"
-        );
-        assert!(
-            got.is_live,
-            "{name} is a live portrait but was judged a spoof: {got:?}"
-        );
+        let got = engine().check(&load_image(name), bbox(&case["box"])).unwrap();
+        let tol = if name.ends_with(".png") { MODEL_TOLERANCE } else { PHOTO_TOLERANCE };
+        assert_close(&format!("{name} antispoof"), got.antispoof_model, f(&case["antispoof"][0]), tol);
+        assert_close(&format!("{name} liveness"), got.liveness_model, f(&case["liveness"][0]), tol);
+        assert!((0.0..=1.0).contains(&got.anti_spoof_score), "{name}: {got:?}");
+        assert!(got.is_live, "{name} is a live portrait but was judged a spoof: {got:?}");
     }
 }
 
@@ -242,13 +153,7 @@ fn fixture_portraits_match_tfjs_and_are_judged_live() {
 /// these models do not key on blur, see the module docs.)
 #[test]
 fn spoof_like_inputs_score_lower_than_the_real_portraits() {
-    for name in [
-        "obama.jpg",
-        "obama2.jpg",
-        "obama3.jpg",
-        "biden.jpg",
-        "32bit.png",
-    ] {
+    for name in ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "32bit.png"] {
         let image = load_image(name);
         let face = bbox(&golden()["fixtures"][name]["box"]);
         let real = engine().check(&image, face).unwrap();
@@ -256,62 +161,34 @@ fn spoof_like_inputs_score_lower_than_the_real_portraits() {
 
         let grey = image::RgbImage::from_pixel(w, h, image::Rgb([128, 128, 128]));
         let flat = engine().check(&grey, face).unwrap();
-        assert!(
-            flat.anti_spoof_score < real.anti_spoof_score,
-            "{name}: grey {flat:?} vs real {real:?}"
-        );
+        assert!(flat.anti_spoof_score < real.anti_spoof_score, "{name}: grey {flat:?} vs real {real:?}");
 
         let noise = image::RgbImage::from_fn(w, h, |x, y| {
             let v = ((x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) >> 7) as u8;
             image::Rgb([v, v.wrapping_mul(3), v.wrapping_mul(7)])
         });
         let noisy = engine().check(&noise, face).unwrap();
-        assert!(
-            noisy.anti_spoof_score < real.anti_spoof_score,
-            "{name}: noise {noisy:?} vs real {real:?}"
-        );
-        assert!(
-            !noisy.is_live,
-            "{name}: noise judged live at the default threshold: {noisy:?}"
-        );
+        assert!(noisy.anti_spoof_score < real.anti_spoof_score, "{name}: noise {noisy:?} vs real {real:?}");
+        assert!(!noisy.is_live, "{name}: noise judged live at the default threshold: {noisy:?}");
     }
 }
 
 #[test]
 fn threshold_is_configurable_and_validated() {
-    let crops = FaceCrops {
-        antispoof: pattern(ANTISPOOF_INPUT_SIZE, 0.0),
-        liveness: pattern(LIVENESS_INPUT_SIZE, 0.0),
-    };
+    let crops =
+        FaceCrops { antispoof: pattern(ANTISPOOF_INPUT_SIZE, 0.0), liveness: pattern(LIVENESS_INPUT_SIZE, 0.0) };
     let score = engine().check_crops(&crops).unwrap().anti_spoof_score;
-    let strict = AntiSpoof::load(&models_dir())
-        .unwrap()
-        .with_threshold(1.0)
-        .unwrap();
+    let strict = AntiSpoof::load(&models_dir()).unwrap().with_threshold(1.0).unwrap();
     assert_eq!(engine().threshold(), DEFAULT_THRESHOLD);
     assert!(!strict.check_crops(&crops).unwrap().is_live || score >= 1.0);
+    assert!(matches!(AntiSpoof::load(&models_dir()).unwrap().with_threshold(1.5), Err(Error::InvalidArgument(_))));
     assert!(matches!(
-        AntiSpoof::load(&models_dir()).unwrap().with_threshold(1.5),
-        Err(Error::InvalidArgument(_))
-    ));
-    assert!(matches!(
-        engine().check_crops(&FaceCrops {
-            antispoof: vec![0.0; 10],
-            liveness: vec![]
-        }),
+        engine().check_crops(&FaceCrops { antispoof: vec![0.0; 10], liveness: vec![] }),
         Err(Error::InvalidArgument(_))
     ));
     let image = synthetic_image(10, 10);
-    let empty = BoundingBox {
-        x: 0.0,
-        y: 0.0,
-        width: 0.0,
-        height: 5.0,
-    };
-    assert!(matches!(
-        engine().check(&image, empty),
-        Err(Error::InvalidArgument(_))
-    ));
+    let empty = BoundingBox { x: 0.0, y: 0.0, width: 0.0, height: 5.0 };
+    assert!(matches!(engine().check(&image, empty), Err(Error::InvalidArgument(_))));
 }
 
 #[test]
@@ -343,19 +220,10 @@ fn loading_from_a_missing_dir_names_the_file() {
 fn portraits_boxed_by_the_crate_detector_are_judged_live() {
     use rollcall_face::backend::TractBackend;
     use rollcall_face::detect::{Detector, YUNET_FILE};
-    let detector = Detector::load(
-        std::sync::Arc::new(TractBackend),
-        &models_dir().join(YUNET_FILE),
-        Default::default(),
-    )
-    .expect("YuNet loads (run `make models`)");
-    for name in [
-        "obama.jpg",
-        "obama2.jpg",
-        "obama3.jpg",
-        "biden.jpg",
-        "32bit.png",
-    ] {
+    let detector =
+        Detector::load(std::sync::Arc::new(TractBackend), &models_dir().join(YUNET_FILE), Default::default())
+            .expect("YuNet loads (run `make models`)");
+    for name in ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "32bit.png"] {
         let image = load_image(name);
         let faces = detector.detect(&image).unwrap();
         let face = faces

@@ -92,19 +92,14 @@ impl FaceCrops {
     /// 1.4× about its centre and squared on its longer side, cut to 192×192 (bilinear,
     /// black outside the image, divided by 255), then resized to 128×128 and 32×32.
     pub fn from_face(image: &image::RgbImage, face: BoundingBox) -> Result<Self, Error> {
-        let finite = [face.x, face.y, face.width, face.height]
-            .iter()
-            .all(|v| v.is_finite());
+        let finite = [face.x, face.y, face.width, face.height].iter().all(|v| v.is_finite());
         if !finite || face.width <= 0.0 || face.height <= 0.0 {
-            return Err(Error::InvalidArgument(format!(
-                "face box {face:?} is empty or not finite"
-            )));
+            return Err(Error::InvalidArgument(format!("face box {face:?} is empty or not finite")));
         }
         if image.width() == 0 || image.height() == 0 {
             return Err(Error::InvalidArgument("the image is empty".into()));
         }
-        let face192 =
-            preprocess::crop_and_resize(image, preprocess::crop_box(face), preprocess::FACE_SIZE);
+        let face192 = preprocess::crop_and_resize(image, preprocess::crop_box(face), preprocess::FACE_SIZE);
         Ok(Self {
             antispoof: preprocess::resize_bilinear(&face192, ANTISPOOF_INPUT_SIZE).data,
             liveness: preprocess::resize_bilinear(&face192, LIVENESS_INPUT_SIZE).data,
@@ -133,9 +128,7 @@ impl AntiSpoof {
     /// [`Error::InvalidArgument`] unless `0 <= threshold <= 1`.
     pub fn with_threshold(mut self, threshold: f32) -> Result<Self, Error> {
         if !(0.0..=1.0).contains(&threshold) {
-            return Err(Error::InvalidArgument(format!(
-                "anti-spoof threshold {threshold} is outside [0, 1]"
-            )));
+            return Err(Error::InvalidArgument(format!("anti-spoof threshold {threshold} is outside [0, 1]")));
         }
         self.threshold = threshold;
         Ok(self)
@@ -163,22 +156,14 @@ impl AntiSpoof {
         let antispoof_model = run(&self.antispoof, &crops.antispoof, ANTISPOOF_INPUT_SIZE)?[0];
         let liveness_model = run(&self.liveness, &crops.liveness, LIVENESS_INPUT_SIZE)?[0];
         let anti_spoof_score = ((antispoof_model + liveness_model) / 2.0).clamp(0.0, 1.0);
-        Ok(Liveness {
-            is_live: anti_spoof_score >= self.threshold,
-            anti_spoof_score,
-            antispoof_model,
-            liveness_model,
-        })
+        Ok(Liveness { is_live: anti_spoof_score >= self.threshold, anti_spoof_score, antispoof_model, liveness_model })
     }
 }
 
 fn load_plan(json: &Path, size: usize) -> Result<Plan, Error> {
     let (model, hwc) = tfjs::load_graph_model(json)?;
     if hwc != [size, size, 3] {
-        return Err(Error::Model(format!(
-            "{}: input is {hwc:?}, expected [{size}, {size}, 3]",
-            json.display()
-        )));
+        return Err(Error::Model(format!("{}: input is {hwc:?}, expected [{size}, {size}, 3]", json.display())));
     }
     model
         .into_optimized()
@@ -194,14 +179,9 @@ fn run(plan: &Plan, input: &[f32], size: usize) -> Result<Vec<f32>, Error> {
             size * size * 3
         )));
     }
-    let tensor = Tensor::from_shape(&[1, size, size, 3], input)
-        .map_err(|e| Error::Model(format!("{e:#}")))?;
-    let out = plan
-        .run(tvec!(tensor.into()))
-        .map_err(|e| Error::Model(format!("anti-spoof inference: {e:#}")))?;
-    let view = out[0]
-        .as_slice::<f32>()
-        .map_err(|e| Error::Model(format!("{e:#}")))?;
+    let tensor = Tensor::from_shape(&[1, size, size, 3], input).map_err(|e| Error::Model(format!("{e:#}")))?;
+    let out = plan.run(tvec!(tensor.into())).map_err(|e| Error::Model(format!("anti-spoof inference: {e:#}")))?;
+    let view = out[0].as_slice::<f32>().map_err(|e| Error::Model(format!("{e:#}")))?;
     Ok(view.to_vec())
 }
 

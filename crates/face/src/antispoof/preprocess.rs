@@ -32,21 +32,11 @@ pub(crate) struct Hwc {
 pub(crate) fn crop_box(face: BoundingBox) -> [f64; 4] {
     // JavaScript's Math.round: halves go up, also for negative numbers.
     let js_round = |v: f64| (v + 0.5).floor();
-    let (x, y, w, h) = (
-        face.x as f64,
-        face.y as f64,
-        face.width as f64,
-        face.height as f64,
-    );
+    let (x, y, w, h) = (face.x as f64, face.y as f64, face.width as f64, face.height as f64);
     let (cx, cy) = (x + w / 2.0, y + h / 2.0);
     let scale = BOX_SCALE as f64;
     let half = (scale * w).max(scale * h) / 2.0;
-    [
-        js_round(cx - half),
-        js_round(cy - half),
-        js_round(cx + half),
-        js_round(cy + half),
-    ]
+    [js_round(cx - half), js_round(cy - half), js_round(cx + half), js_round(cy + half)]
 }
 
 /// `tf.image.cropAndResize(image, [[y0/h, x0/w, y1/h, x1/w]], [0], [size, size])` with
@@ -55,21 +45,13 @@ pub(crate) fn crop_and_resize(image: &image::RgbImage, bx: [f64; 4], size: usize
     let (iw, ih) = (image.width() as usize, image.height() as usize);
     // The boxes tensor is float32.
     let norm = |v: f64, d: usize| (v / d as f64) as f32 as f64;
-    let (y1, x1, y2, x2) = (
-        norm(bx[1], ih),
-        norm(bx[0], iw),
-        norm(bx[3], ih),
-        norm(bx[2], iw),
-    );
+    let (y1, x1, y2, x2) = (norm(bx[1], ih), norm(bx[0], iw), norm(bx[3], ih), norm(bx[2], iw));
     let (hm1, wm1) = ((ih as f64) - 1.0, (iw as f64) - 1.0);
     let axis = |a: f64, b: f64, m1: f64| -> Vec<Option<(usize, usize, f64)>> {
         (0..size)
             .map(|i| {
-                let pos = if size > 1 {
-                    a * m1 + i as f64 * ((b - a) * m1 / (size - 1) as f64)
-                } else {
-                    0.5 * (a + b) * m1
-                };
+                let pos =
+                    if size > 1 { a * m1 + i as f64 * ((b - a) * m1 / (size - 1) as f64) } else { 0.5 * (a + b) * m1 };
                 if pos < 0.0 || pos > m1 {
                     return None;
                 }
@@ -99,11 +81,7 @@ pub(crate) fn crop_and_resize(image: &image::RgbImage, bx: [f64; 4], size: usize
             }
         }
     }
-    Hwc {
-        height: size,
-        width: size,
-        data,
-    }
+    Hwc { height: size, width: size, data }
 }
 
 /// `tf.image.resizeBilinear(image, [size, size], false)` (legacy sampling: `src = dst * in / out`).
@@ -114,11 +92,7 @@ pub(crate) fn resize_bilinear(src: &Hwc, size: usize) -> Hwc {
             .map(|i| {
                 let frac = scale * i as f64;
                 let lo = frac.floor().max(0.0);
-                (
-                    (lo as usize).min(input - 1),
-                    (frac.ceil() as usize).min(input - 1),
-                    frac - lo,
-                )
+                ((lo as usize).min(input - 1), (frac.ceil() as usize).min(input - 1), frac - lo)
             })
             .collect()
     };
@@ -135,11 +109,7 @@ pub(crate) fn resize_bilinear(src: &Hwc, size: usize) -> Hwc {
             }
         }
     }
-    Hwc {
-        height: size,
-        width: size,
-        data,
-    }
+    Hwc { height: size, width: size, data }
 }
 
 #[cfg(test)]
@@ -148,12 +118,7 @@ mod tests {
 
     #[test]
     fn crop_box_is_square_enlarged_and_centred() {
-        let b = crop_box(BoundingBox {
-            x: 100.0,
-            y: 50.0,
-            width: 100.0,
-            height: 120.0,
-        });
+        let b = crop_box(BoundingBox { x: 100.0, y: 50.0, width: 100.0, height: 120.0 });
         // centre (150, 110), half side 1.4 * 120 / 2 = 84
         assert_eq!(b, [66.0, 26.0, 234.0, 194.0]);
     }
@@ -171,11 +136,7 @@ mod tests {
 
     #[test]
     fn resize_samples_top_left_aligned() {
-        let src = Hwc {
-            height: 2,
-            width: 2,
-            data: vec![0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 3.0, 3.0, 3.0],
-        };
+        let src = Hwc { height: 2, width: 2, data: vec![0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 3.0, 3.0, 3.0] };
         let out = resize_bilinear(&src, 4);
         let red: Vec<f32> = out.data.iter().step_by(3).copied().collect();
         // src = dst / 2: rows 0, 0.5, 1, 1 (clamped); same for columns

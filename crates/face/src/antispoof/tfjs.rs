@@ -108,9 +108,7 @@ fn model_err(path: &Path, msg: impl std::fmt::Display) -> Error {
 
 fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::ModelMissing {
-            path: path.to_path_buf(),
-        },
+        std::io::ErrorKind::NotFound => Error::ModelMissing { path: path.to_path_buf() },
         _ => model_err(path, e),
     })
 }
@@ -123,10 +121,7 @@ pub(crate) fn load_graph_model(json_path: &Path) -> Result<(TypedModel, [usize; 
     if let Some(format) = &model.format
         && format != "graph-model"
     {
-        return Err(model_err(
-            json_path,
-            format!("format {format:?} is not a TF.js graph model"),
-        ));
+        return Err(model_err(json_path, format!("format {format:?} is not a TF.js graph model")));
     }
     let dir = json_path.parent().unwrap_or(Path::new("."));
     let weights = read_weights(dir, &model.weights_manifest)?;
@@ -154,10 +149,7 @@ fn read_weights(dir: &Path, manifest: &[WeightGroup]) -> Result<HashMap<String, 
         if offset != bytes.len() {
             return Err(model_err(
                 &last_path,
-                format!(
-                    "weights use {offset} bytes but the shards hold {}",
-                    bytes.len()
-                ),
+                format!("weights use {offset} bytes but the shards hold {}", bytes.len()),
             ));
         }
     }
@@ -165,11 +157,7 @@ fn read_weights(dir: &Path, manifest: &[WeightGroup]) -> Result<HashMap<String, 
 }
 
 fn decode_weight(w: &WeightSpec, count: usize, bytes: &[u8]) -> Result<(Tensor, usize), String> {
-    let stored = w
-        .quantization
-        .as_ref()
-        .map(|q| q.dtype.as_str())
-        .unwrap_or(w.dtype.as_str());
+    let stored = w.quantization.as_ref().map(|q| q.dtype.as_str()).unwrap_or(w.dtype.as_str());
     let width = match stored {
         "float32" | "int32" => 4,
         "float16" | "uint16" => 2,
@@ -177,11 +165,8 @@ fn decode_weight(w: &WeightSpec, count: usize, bytes: &[u8]) -> Result<(Tensor, 
         other => return Err(format!("unsupported stored dtype {other}")),
     };
     let used = count * width;
-    let bytes = bytes
-        .get(..used)
-        .ok_or_else(|| "weight file is too short".to_string())?;
-    let floats =
-        |f: &dyn Fn(&[u8]) -> f32| -> Vec<f32> { bytes.chunks_exact(width).map(f).collect() };
+    let bytes = bytes.get(..used).ok_or_else(|| "weight file is too short".to_string())?;
+    let floats = |f: &dyn Fn(&[u8]) -> f32| -> Vec<f32> { bytes.chunks_exact(width).map(f).collect() };
     let affine = |q: &Quantization| -> Result<(f32, f32), String> {
         match (q.scale, q.min) {
             (Some(scale), Some(min)) => Ok((scale, min)),
@@ -194,10 +179,7 @@ fn decode_weight(w: &WeightSpec, count: usize, bytes: &[u8]) -> Result<(Tensor, 
             tensor_from(&w.shape, v)?
         }
         ("int32", None) => {
-            let v: Vec<i32> = bytes
-                .chunks_exact(4)
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
+            let v: Vec<i32> = bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
             tensor_from(&w.shape, v)?
         }
         ("float32", Some(q)) if q.dtype == "float16" => {
@@ -210,49 +192,31 @@ fn decode_weight(w: &WeightSpec, count: usize, bytes: &[u8]) -> Result<(Tensor, 
         }
         ("float32", Some(q)) if q.dtype == "uint16" => {
             let (scale, min) = affine(q)?;
-            tensor_from(
-                &w.shape,
-                floats(&|c| min + scale * f32::from(u16::from_le_bytes([c[0], c[1]]))),
-            )?
+            tensor_from(&w.shape, floats(&|c| min + scale * f32::from(u16::from_le_bytes([c[0], c[1]]))))?
         }
         (dtype, q) => {
-            return Err(format!(
-                "unsupported dtype {dtype} (quantised as {:?})",
-                q.as_ref().map(|q| q.dtype.as_str())
-            ));
+            return Err(format!("unsupported dtype {dtype} (quantised as {:?})", q.as_ref().map(|q| q.dtype.as_str())));
         }
     };
     Ok((tensor, used))
 }
 
 fn tensor_from<T: Datum>(shape: &[usize], data: Vec<T>) -> Result<Tensor, String> {
-    tract_ndarray::ArrayD::from_shape_vec(shape, data)
-        .map(Tensor::from)
-        .map_err(|e| e.to_string())
+    tract_ndarray::ArrayD::from_shape_vec(shape, data).map(Tensor::from).map_err(|e| e.to_string())
 }
 
 impl NodeDef {
     fn attr(&self, key: &str) -> TractResult<&AttrValue> {
-        self.attr
-            .get(key)
-            .with_context(|| format!("node {} ({}) has no attribute {key}", self.name, self.op))
+        self.attr.get(key).with_context(|| format!("node {} ({}) has no attribute {key}", self.name, self.op))
     }
 
     fn attr_str(&self, key: &str) -> TractResult<String> {
-        let s = self
-            .attr(key)?
-            .s
-            .as_deref()
-            .with_context(|| format!("{}: {key} is not a string", self.name))?;
+        let s = self.attr(key)?.s.as_deref().with_context(|| format!("{}: {key} is not a string", self.name))?;
         decode_b64(s)
     }
 
     fn attr_ints(&self, key: &str) -> TractResult<Vec<i64>> {
-        let list = self
-            .attr(key)?
-            .list
-            .as_ref()
-            .with_context(|| format!("{}: {key} is not a list", self.name))?;
+        let list = self.attr(key)?.list.as_ref().with_context(|| format!("{}: {key} is not a list", self.name))?;
         list.i.iter().map(|i| Ok(i.parse::<i64>()?)).collect()
     }
 
@@ -273,22 +237,14 @@ impl NodeDef {
             Some(_) => self.attr_ints(key)?,
             None => vec![1, 1, 1, 1],
         };
-        ensure!(
-            v.len() == 4 && v[0] == 1 && v[3] == 1,
-            "{}: unsupported {key} {v:?}",
-            self.name
-        );
+        ensure!(v.len() == 4 && v[0] == 1 && v[3] == 1, "{}: unsupported {key} {v:?}", self.name);
         Ok(tvec!(v[1] as usize, v[2] as usize))
     }
 
     fn check_nhwc(&self) -> TractResult<()> {
         if self.attr.contains_key("data_format") {
             let f = self.attr_str("data_format")?;
-            ensure!(
-                f == "NHWC",
-                "{}: data_format {f} is not supported (only NHWC)",
-                self.name
-            );
+            ensure!(f == "NHWC", "{}: data_format {f} is not supported (only NHWC)", self.name);
         }
         Ok(())
     }
@@ -301,10 +257,7 @@ impl NodeDef {
             "EXPLICIT" => {
                 let p = self.attr_ints("explicit_paddings")?;
                 ensure!(p.len() == 8, "{}: explicit_paddings {p:?}", self.name);
-                PaddingSpec::Explicit(
-                    tvec!(p[2] as usize, p[4] as usize),
-                    tvec!(p[3] as usize, p[5] as usize),
-                )
+                PaddingSpec::Explicit(tvec!(p[2] as usize, p[4] as usize), tvec!(p[3] as usize, p[5] as usize))
             }
             other => bail!("{}: padding {other} is not supported", self.name),
         })
@@ -317,10 +270,7 @@ fn decode_b64(s: &str) -> TractResult<String> {
 }
 
 /// Translates the TF graph into a tract model, node by node, in dependency order.
-fn build(
-    nodes: &[NodeDef],
-    mut weights: HashMap<String, Tensor>,
-) -> TractResult<(TypedModel, [usize; 3])> {
+fn build(nodes: &[NodeDef], mut weights: HashMap<String, Tensor>) -> TractResult<(TypedModel, [usize; 3])> {
     let mut model = TypedModel::default();
     let mut wires: HashMap<&str, OutletId> = HashMap::new();
     let mut input_shape = None;
@@ -343,16 +293,9 @@ fn build(
             let wire = match node.op.as_str() {
                 "Placeholder" => {
                     ensure!(input_shape.is_none(), "graph has more than one input");
-                    let dims = &node
-                        .attr("shape")?
-                        .shape
-                        .as_ref()
-                        .context("placeholder shape")?
-                        .dim;
-                    let dims: Vec<i64> = dims
-                        .iter()
-                        .map(|d| d.size.as_deref().unwrap_or("-1").parse())
-                        .collect::<Result<_, _>>()?;
+                    let dims = &node.attr("shape")?.shape.as_ref().context("placeholder shape")?.dim;
+                    let dims: Vec<i64> =
+                        dims.iter().map(|d| d.size.as_deref().unwrap_or("-1").parse()).collect::<Result<_, _>>()?;
                     ensure!(
                         dims.len() == 4 && dims[1..].iter().all(|d| *d > 0),
                         "input shape {dims:?} is not [batch, height, width, channels]"
@@ -362,9 +305,8 @@ fn build(
                     model.add_source(&node.name, f32::fact([1, hwc[0], hwc[1], hwc[2]]))?
                 }
                 "Const" => {
-                    let t = weights
-                        .remove(&node.name)
-                        .with_context(|| format!("no weights for const {}", node.name))?;
+                    let t =
+                        weights.remove(&node.name).with_context(|| format!("no weights for const {}", node.name))?;
                     model.add_const(&node.name, t)?
                 }
                 "Identity" => {
@@ -388,30 +330,17 @@ fn build(
                         input_channels: c,
                         output_channels: c,
                     };
-                    model.wire_node(
-                        &node.name,
-                        MaxPool {
-                            pool_spec,
-                            with_index_outputs: None,
-                        },
-                        &[inputs[0]],
-                    )?[0]
+                    model.wire_node(&node.name, MaxPool { pool_spec, with_index_outputs: None }, &[inputs[0]])?[0]
                 }
                 "Reshape" => wire_reshape(&mut model, node, &inputs)?,
                 "Relu" => relu(&mut model, &node.name, inputs[0])?,
                 "Sigmoid" => model.wire_node(&node.name, sigmoid(), &[inputs[0]])?[0],
                 "Softmax" => {
                     let rank = model.outlet_fact(inputs[0])?.rank();
-                    let op = Softmax {
-                        axes: tvec!(rank - 1),
-                        quant_output_dt: None,
-                        exp: SoftmaxExp::default(),
-                    };
+                    let op = Softmax { axes: tvec!(rank - 1), quant_output_dt: None, exp: SoftmaxExp::default() };
                     model.wire_node(&node.name, op, &[inputs[0]])?[0]
                 }
-                "Add" | "AddV2" | "BiasAdd" => {
-                    binary(&mut model, &node.name, math::add(), inputs[0], inputs[1])?
-                }
+                "Add" | "AddV2" | "BiasAdd" => binary(&mut model, &node.name, math::add(), inputs[0], inputs[1])?,
                 "Sub" => binary(&mut model, &node.name, math::sub(), inputs[0], inputs[1])?,
                 "Mul" => binary(&mut model, &node.name, math::mul(), inputs[0], inputs[1])?,
                 other => bail!("unsupported TensorFlow op {other} (node {})", node.name),
@@ -437,13 +366,7 @@ fn channels(model: &TypedModel, wire: OutletId) -> TractResult<usize> {
     fact.shape[3].to_usize()
 }
 
-fn binary(
-    model: &mut TypedModel,
-    name: &str,
-    op: TypedBinOp,
-    a: OutletId,
-    b: OutletId,
-) -> TractResult<OutletId> {
+fn binary(model: &mut TypedModel, name: &str, op: TypedBinOp, a: OutletId, b: OutletId) -> TractResult<OutletId> {
     Ok(wire_with_rank_broadcast(name, model, op, &[a, b])?[0])
 }
 
@@ -453,19 +376,12 @@ fn relu(model: &mut TypedModel, name: &str, x: OutletId) -> TractResult<OutletId
 }
 
 /// Applies the ops `_FusedConv2D`/`_FusedMatMul` fuse after the product.
-fn fused_tail(
-    model: &mut TypedModel,
-    node: &NodeDef,
-    inputs: &[OutletId],
-    mut x: OutletId,
-) -> TractResult<OutletId> {
+fn fused_tail(model: &mut TypedModel, node: &NodeDef, inputs: &[OutletId], mut x: OutletId) -> TractResult<OutletId> {
     let ops = node.fused_ops()?;
     let mut ops = ops.iter().map(String::as_str).peekable();
     if ops.peek() == Some(&"BiasAdd") {
         ops.next();
-        let bias = *inputs
-            .get(2)
-            .with_context(|| format!("{}: BiasAdd without a bias input", node.name))?;
+        let bias = *inputs.get(2).with_context(|| format!("{}: BiasAdd without a bias input", node.name))?;
         x = binary(model, &format!("{}.bias", node.name), math::add(), x, bias)?;
     }
     for op in ops {
@@ -480,21 +396,9 @@ fn fused_tail(
 fn wire_conv(model: &mut TypedModel, node: &NodeDef, inputs: &[OutletId]) -> TractResult<OutletId> {
     node.check_nhwc()?;
     let kernel = model.outlet_fact(inputs[1])?.clone();
-    ensure!(
-        kernel.rank() == 4,
-        "{}: kernel {kernel:?} is not HWIO",
-        node.name
-    );
-    let k: Vec<usize> = kernel
-        .shape
-        .iter()
-        .map(|d| d.to_usize())
-        .collect::<TractResult<_>>()?;
-    ensure!(
-        k[2] == channels(model, inputs[0])?,
-        "{}: kernel {k:?} does not match the input channels",
-        node.name
-    );
+    ensure!(kernel.rank() == 4, "{}: kernel {kernel:?} is not HWIO", node.name);
+    let k: Vec<usize> = kernel.shape.iter().map(|d| d.to_usize()).collect::<TractResult<_>>()?;
+    ensure!(k[2] == channels(model, inputs[0])?, "{}: kernel {k:?} does not match the input channels", node.name);
     let pool_spec = PoolSpec {
         data_format: DataFormat::NHWC,
         kernel_shape: tvec!(k[0], k[1]),
@@ -504,60 +408,23 @@ fn wire_conv(model: &mut TypedModel, node: &NodeDef, inputs: &[OutletId]) -> Tra
         input_channels: k[2],
         output_channels: k[3],
     };
-    let conv = Conv {
-        pool_spec,
-        kernel_fmt: KernelFormat::HWIO,
-        group: 1,
-        q_params: None,
-    };
+    let conv = Conv { pool_spec, kernel_fmt: KernelFormat::HWIO, group: 1, q_params: None };
     let zero_bias = model.add_const(format!("{}.no_bias", node.name), tensor0(0f32))?;
-    let x = model.wire_node(
-        format!("{}.conv", node.name),
-        conv,
-        &[inputs[0], inputs[1], zero_bias],
-    )?[0];
+    let x = model.wire_node(format!("{}.conv", node.name), conv, &[inputs[0], inputs[1], zero_bias])?[0];
     let x = fused_tail(model, node, inputs, x)?;
-    Ok(model.wire_node(
-        &node.name,
-        tract_onnx::tract_core::ops::identity::Identity,
-        &[x],
-    )?[0])
+    Ok(model.wire_node(&node.name, tract_onnx::tract_core::ops::identity::Identity, &[x])?[0])
 }
 
-fn wire_matmul(
-    model: &mut TypedModel,
-    node: &NodeDef,
-    inputs: &[OutletId],
-) -> TractResult<OutletId> {
-    let a = if node.attr_bool("transpose_a") {
-        "km"
-    } else {
-        "mk"
-    };
-    let b = if node.attr_bool("transpose_b") {
-        "nk"
-    } else {
-        "kn"
-    };
+fn wire_matmul(model: &mut TypedModel, node: &NodeDef, inputs: &[OutletId]) -> TractResult<OutletId> {
+    let a = if node.attr_bool("transpose_a") { "km" } else { "mk" };
+    let b = if node.attr_bool("transpose_b") { "nk" } else { "kn" };
     let axes: AxesMapping = format!("{a},{b}->mn").parse()?;
-    let x = model.wire_node(
-        format!("{}.matmul", node.name),
-        EinSum::new(axes, f32::datum_type()),
-        &inputs[..2],
-    )?[0];
+    let x = model.wire_node(format!("{}.matmul", node.name), EinSum::new(axes, f32::datum_type()), &inputs[..2])?[0];
     let x = fused_tail(model, node, inputs, x)?;
-    Ok(model.wire_node(
-        &node.name,
-        tract_onnx::tract_core::ops::identity::Identity,
-        &[x],
-    )?[0])
+    Ok(model.wire_node(&node.name, tract_onnx::tract_core::ops::identity::Identity, &[x])?[0])
 }
 
-fn wire_reshape(
-    model: &mut TypedModel,
-    node: &NodeDef,
-    inputs: &[OutletId],
-) -> TractResult<OutletId> {
+fn wire_reshape(model: &mut TypedModel, node: &NodeDef, inputs: &[OutletId]) -> TractResult<OutletId> {
     let from = model.outlet_fact(inputs[0])?.shape.to_tvec();
     let target = model
         .outlet_fact(inputs[1])?
@@ -565,14 +432,8 @@ fn wire_reshape(
         .clone()
         .with_context(|| format!("{}: the target shape must be a constant", node.name))?;
     let target: Vec<i64> = target.cast_to::<i64>()?.as_slice::<i64>()?.to_vec();
-    let volume = from
-        .iter()
-        .map(|d| d.to_i64())
-        .product::<TractResult<i64>>()?;
+    let volume = from.iter().map(|d| d.to_i64()).product::<TractResult<i64>>()?;
     let known: i64 = target.iter().filter(|d| **d >= 0).product();
-    let to: TVec<TDim> = target
-        .iter()
-        .map(|d| if *d < 0 { volume / known.max(1) } else { *d }.to_dim())
-        .collect();
+    let to: TVec<TDim> = target.iter().map(|d| if *d < 0 { volume / known.max(1) } else { *d }.to_dim()).collect();
     Ok(model.wire_node(&node.name, AxisOp::Reshape(0, from, to), &[inputs[0]])?[0])
 }
