@@ -509,3 +509,42 @@ async fn incoming_attendance_is_validated_and_respects_the_cooldown() {
     assert!(audited.iter().any(|e| e["success"] == false && e["details"]["employee_id"] == "NOBODY1"));
     assert!(audited.iter().any(|e| e["user_id"] == "api_key:door integration"));
 }
+
+#[tokio::test]
+async fn face_verification_events_reach_the_receiver_signed() {
+    let app = spawn_face_app().await;
+    let receiver = Receiver::start(1).await;
+    let secret = "a-long-enough-shared-secret";
+    let events = json!(["attendance_logged", "enrollment_completed"]);
+    create_webhook(&app, json!({"url": receiver.url, "events": events, "secret": secret})).await;
+    app.create_user("OBAMA", "faculty", "Government").await;
+
+    let enroll = json!({"employee_id": "OBAMA", "images": [photo("obama.jpg"), photo("obama2.jpg")]});
+    let enrolled = app.post("/face/enroll/?wait=true", Some(&app.admin_token), enroll).await;
+    assert_eq!(enrolled.status(), StatusCode::OK);
+    let verified = app
+        .post(
+            "/face/verify/?wait=true",
+            Some(&app.admin_token),
+            json!({"image": photo("obama3.jpg"), "camera_id": "CAM001"}),
+        )
+        .await;
+    let verified: Value = verified.json().await.unwrap();
+    assert_eq!(verified["result"]["attendance_logged"], true, "{verified}");
+
+    // The first attempt was refused (500): three requests for two events.
+    let requests = receiver.wait_for(3).await;
+    let mut kinds: Vec<String> = Vec::new();
+    for request in requests.iter().skip(1) {
+        assert_signed(request, secret);
+        let body: Value = serde_json::from_str(&request.body).unwrap();
+        kinds.push(body["event"].as_str().unwrap().to_owned());
+        if body["event"] == "attendance_logged" {
+            assert_eq!(body["data"]["employee_id"], "OBAMA");
+            assert_eq!(body["data"]["camera_id"], "CAM001");
+            assert!(body["data"]["confidence"].as_f64().unwrap() > 0.0);
+        }
+    }
+    kinds.sort();
+    assert_eq!(kinds, ["attendance_logged", "enrollment_completed"]);
+}
