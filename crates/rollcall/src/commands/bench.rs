@@ -1,7 +1,10 @@
 //! `rollcall bench`: end-to-end throughput of the face engine on a folder of photos
-//! (decode, detect, align, quality, anti-spoof, embed), with a per-stage breakdown.
+//! (decode, detect, align, quality, anti-spoof, embed), with a per-stage breakdown; or,
+//! with `--server`, of a running server through the HTTP API (see [`http`]).
 
-use std::path::PathBuf;
+mod http;
+
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -12,6 +15,19 @@ pub struct Args {
     /// Directory of photos (JPEG, PNG, WebP).
     #[arg(long, value_name = "DIR")]
     pub images: PathBuf,
+    /// Measure a running server instead of the engine: POST the photos to
+    /// `URL/api/v1/face/verify/?wait=true` and report verifications/s and latency.
+    #[arg(long, value_name = "URL", requires = "api_key")]
+    pub server: Option<String>,
+    /// API key sent as `X-API-Key` (with `--server`).
+    #[arg(long, env = "ROLLCALL_API_KEY", hide_env_values = true, value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// Timed verification requests (with `--server`), after one untimed request per photo.
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub requests: usize,
+    /// Requests in flight at once (with `--server`).
+    #[arg(long, default_value_t = 4, value_name = "C")]
+    pub concurrency: usize,
     /// Passes over the photos.
     #[arg(long, default_value_t = 3)]
     pub iterations: usize,
@@ -68,9 +84,10 @@ fn process(engine: &FaceEngine, bytes: &[u8], stages: &mut Stages) -> anyhow::Re
     Ok(())
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+/// The photos of `dir` (JPEG, PNG, WebP), sorted by path.
+fn read_photos(dir: &Path) -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
     let mut photos = Vec::new();
-    for entry in std::fs::read_dir(&args.images).with_context(|| format!("reading {}", args.images.display()))? {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         if matches!(ext.as_str(), "jpg" | "jpeg" | "png" | "webp") {
@@ -79,7 +96,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     photos.sort();
     if photos.is_empty() {
-        bail!("no JPEG, PNG or WebP photos in {}", args.images.display());
+        bail!("no JPEG, PNG or WebP photos in {}", dir.display());
+    }
+    Ok(photos)
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let photos = read_photos(&args.images)?;
+    if let Some(server) = &args.server {
+        let api_key = args.api_key.clone().context("--server needs --api-key")?;
+        let load =
+            http::Load { server: server.clone(), api_key, requests: args.requests, concurrency: args.concurrency };
+        return http::run(&load, &photos, args.json);
     }
     let mut config = EngineConfig::new(&args.models);
     config.anti_spoof = !args.no_anti_spoof;
