@@ -38,6 +38,13 @@ async fn the_openapi_document_describes_every_endpoint() {
         ("/api/v1/webhooks/{id}/deliveries/", "get"),
         ("/api/v1/webhooks/attendance/", "post"),
         ("/api/v1/events/", "get"),
+        ("/api/v1/face/enroll/", "post"),
+        ("/api/v1/face/enroll/status/{task_id}/", "get"),
+        ("/api/v1/face/verify/", "post"),
+        ("/api/v1/face/verify/status/{task_id}/", "get"),
+        ("/api/v1/face/bulk-verify/", "post"),
+        ("/api/v1/face/bulk-verify/status/{task_id}/", "get"),
+        ("/api/v1/face/templates/{employee_id}/", "delete"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -45,4 +52,20 @@ async fn the_openapi_document_describes_every_endpoint() {
         );
     }
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test]
+async fn interactive_docs_are_served_from_the_binary() {
+    let app = spawn_app().await;
+    let page = app.client.get(format!("{}/api/docs", app.address)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK, "run `make web` first");
+    assert!(page.text().await.unwrap().contains("swagger-ui-bundle.js"));
+    let init = app.client.get(format!("{}/api/docs/init.js", app.address)).send().await.unwrap();
+    assert!(init.text().await.unwrap().contains("/api/v1/openapi.json"));
+    for asset in ["swagger-ui-bundle.js", "swagger-ui.css", "init.js"] {
+        let response = app.client.get(format!("{}/api/docs/{asset}", app.address)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{asset}");
+    }
+    let missing = app.client.get(format!("{}/api/docs/nope.js", app.address)).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
