@@ -65,19 +65,19 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
-    let data_dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::with_data_dir(data_dir.path());
-    config.database_url = Some(fresh_database_url(data_dir.path()).await);
-    config.admin_email = Some(ADMIN_EMAIL.into());
-    config.admin_password = Some(ADMIN_PASSWORD.into());
-    config.rate_limit_general_requests = 100_000;
-    config.rate_limit_auth_requests = 10_000;
-    customise(&mut config);
-    start(config, data_dir, None).await
+    spawn(customise, None).await
 }
 
 /// `spawn_app_with`, with the real face engine (loaded once per test binary).
 pub async fn spawn_face_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
+    spawn(customise, Some(face_engine())).await
+}
+
+/// A fresh database, the bootstrap admin, and quotas no test reaches unless it lowers them.
+async fn spawn(
+    customise: impl FnOnce(&mut Config),
+    engine: Option<std::sync::Arc<rollcall_face::FaceEngine>>,
+) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::with_data_dir(data_dir.path());
     config.database_url = Some(fresh_database_url(data_dir.path()).await);
@@ -88,7 +88,7 @@ pub async fn spawn_face_app_with(customise: impl FnOnce(&mut Config)) -> TestApp
     config.rate_limit_face_verification_requests = 100_000;
     config.task_workers = 2;
     customise(&mut config);
-    start(config, data_dir, Some(face_engine())).await
+    start(config, data_dir, engine).await
 }
 
 pub async fn spawn_face_app() -> TestApp {
