@@ -55,40 +55,255 @@ impl From<Threshold> for f32 {
     }
 }
 
-/// Maps a similarity to a confidence in [0, 1] with a logistic curve:
+/// How a similarity maps to a confidence in [0, 1].
 ///
-/// `confidence(s) = 1 / (1 + exp(−(s − midpoint) / scale))`
-///
-/// By default `midpoint` is the decision threshold (a face exactly at the threshold gets
-/// 0.5) and `scale` is 0.04, so 0.1 above the threshold reads ≈ 0.92 and 0.1 below ≈ 0.08.
-/// This is a monotone, uncalibrated stand-in: the curve's parameters are meant to be fitted
-/// on labelled photos (issue 11), after which the value estimates the probability that an
-/// acceptance is right.
+/// - [`ConfidenceCurve::Calibrated`] (the default, what the server uses): the estimated
+///   probability that the best identity *is* the person, from the shipped calibration
+///   curve and the gallery size (see [`CalibrationCurve::confidence`]). For a recognised
+///   face this is the probability that the decision is right.
+/// - [`ConfidenceCurve::Logistic`]: `1 / (1 + exp(−(s − midpoint) / scale))`, an
+///   uncalibrated monotone stand-in kept for tools that want a fixed curve.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfidenceCurve {
-    /// Similarity at which the confidence is 0.5.
-    pub midpoint: f32,
-    /// Similarity change that moves the log-odds by 1 (must be > 0).
-    pub scale: f32,
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ConfidenceCurve {
+    /// From the shipped calibration curve for a gallery of this many identities.
+    Calibrated {
+        /// Enrolled identities the probe was compared with.
+        gallery_size: u32,
+    },
+    /// A logistic curve.
+    Logistic {
+        /// Similarity at which the confidence is 0.5.
+        midpoint: f32,
+        /// Similarity change that moves the log-odds by 1 (must be > 0).
+        scale: f32,
+    },
 }
 
 impl ConfidenceCurve {
-    /// The curve centred on `threshold` with the default scale.
+    /// The logistic curve centred on `threshold` with scale 0.04.
     pub fn centred_on(threshold: Threshold) -> Self {
-        Self { midpoint: threshold.get(), scale: 0.04 }
+        Self::Logistic { midpoint: threshold.get(), scale: 0.04 }
     }
 
     /// The confidence for `similarity`.
     pub fn confidence(&self, similarity: f32) -> f32 {
-        let scale = self.scale.max(1e-6);
-        1.0 / (1.0 + (-(similarity - self.midpoint) / scale).exp())
+        match *self {
+            ConfidenceCurve::Calibrated { gallery_size } => {
+                CalibrationCurve::shipped().confidence(similarity, gallery_size as usize) as f32
+            }
+            ConfidenceCurve::Logistic { midpoint, scale } => {
+                let scale = scale.max(1e-6);
+                1.0 / (1.0 + (-(similarity - midpoint) / scale).exp())
+            }
+        }
     }
 }
 
 impl Default for ConfidenceCurve {
     fn default() -> Self {
-        Self::centred_on(Threshold::default())
+        Self::Calibrated { gallery_size: 1 }
+    }
+}
+
+/// Score distributions of the engine's own models, measured by `rollcall eval --identify`
+/// (see `docs/ACCURACY.md`) and shipped in `calibration.json`: numbers only, no photo names
+/// or embeddings.
+///
+/// `impostor_far[i]` is the share of (probe, enrolled identity of someone else) comparisons
+/// scoring at least `start + i·step` under [`CalibrationCurve::fusion`]; where too few
+/// comparisons were measured it is the larger of the measurement and an exponential tail
+/// fitted to the measured range (`ln f = tail[0] + tail[1]·t`), and beyond the table it is
+/// that fit. `genuine_accept[i]` is the share of (probe, own identity) comparisons at least
+/// that high.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrationCurve {
+    /// What was measured, how (no names).
+    pub description: String,
+    /// Fusion of each identity's embeddings the scores were taken under.
+    pub fusion: crate::index::Fusion,
+    /// Similarity of the first table entry.
+    pub start: f32,
+    /// Spacing of the table.
+    pub step: f32,
+    /// Per-identity impostor false-accept rate at each threshold.
+    pub impostor_far: Vec<f64>,
+    /// Genuine accept rate at each threshold.
+    pub genuine_accept: Vec<f64>,
+    /// Fitted impostor tail: `ln f(t) = tail[0] + tail[1]·t`.
+    pub tail: [f64; 2],
+    /// Mean genuine similarity.
+    pub genuine_mean: f64,
+    /// Standard deviation of the genuine similarity.
+    pub genuine_sd: f64,
+    /// Impostor comparisons measured.
+    pub impostor_comparisons: u64,
+    /// Genuine comparisons measured.
+    pub genuine_comparisons: u64,
+}
+
+const SHIPPED_CURVE: &str = include_str!("calibration.json");
+
+impl CalibrationCurve {
+    /// The curve shipped with the engine.
+    ///
+    /// # Panics
+    /// Never in a released build: a unit test parses the embedded file.
+    pub fn shipped() -> &'static CalibrationCurve {
+        static CURVE: std::sync::OnceLock<CalibrationCurve> = std::sync::OnceLock::new();
+        CURVE.get_or_init(|| serde_json::from_str(SHIPPED_CURVE).expect("calibration.json is valid"))
+    }
+
+    fn position(&self, t: f32) -> f64 {
+        (f64::from(t) - f64::from(self.start)) / f64::from(self.step.max(1e-6))
+    }
+
+    /// Per-identity impostor false-accept rate at `threshold` (log-linear interpolation).
+    pub fn impostor_far(&self, threshold: f32) -> f64 {
+        let n = self.impostor_far.len();
+        let x = self.position(threshold);
+        if n == 0 || x <= 0.0 {
+            return self.impostor_far.first().copied().unwrap_or(1.0);
+        }
+        let tail = (self.tail[0] + self.tail[1] * f64::from(threshold)).exp().min(1.0);
+        if x >= (n - 1) as f64 {
+            return tail.min(self.impostor_far[n - 1]);
+        }
+        let i = x.floor() as usize;
+        let frac = x - i as f64;
+        let (a, b) = (self.impostor_far[i].max(1e-300), self.impostor_far[i + 1].max(1e-300));
+        (a.ln() * (1.0 - frac) + b.ln() * frac).exp()
+    }
+
+    /// Genuine accept rate at `threshold` (linear interpolation).
+    pub fn genuine_accept(&self, threshold: f32) -> f64 {
+        let n = self.genuine_accept.len();
+        let x = self.position(threshold);
+        if n == 0 {
+            return 0.0;
+        }
+        if x <= 0.0 {
+            return self.genuine_accept[0];
+        }
+        if x >= (n - 1) as f64 {
+            return self.genuine_accept[n - 1];
+        }
+        let i = x.floor() as usize;
+        let frac = x - i as f64;
+        self.genuine_accept[i] * (1.0 - frac) + self.genuine_accept[i + 1] * frac
+    }
+
+    /// Probability that a stranger compared with `gallery_size` identities is accepted as
+    /// one of them at `threshold`: `1 − (1 − f(t))^N`.
+    pub fn gallery_far(&self, threshold: f32, gallery_size: usize) -> f64 {
+        let f = self.impostor_far(threshold).clamp(0.0, 1.0);
+        1.0 - (1.0 - f).powf(gallery_size.max(1) as f64)
+    }
+
+    /// The smallest threshold (rounded up to 0.001) at which a stranger is accepted with
+    /// probability at most `max_false_accept_rate` against `gallery_size` identities.
+    pub fn threshold_for(&self, gallery_size: usize, max_false_accept_rate: f64) -> Threshold {
+        let target = max_false_accept_rate.clamp(1e-12, 1.0);
+        let (mut lo, mut hi) = (-1.0f32, 1.0f32);
+        if self.gallery_far(lo, gallery_size) <= target {
+            return Threshold(lo);
+        }
+        for _ in 0..40 {
+            let mid = (lo + hi) / 2.0;
+            if self.gallery_far(mid, gallery_size) <= target {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        Threshold(((hi * 1000.0).ceil() / 1000.0).clamp(-1.0, 1.0))
+    }
+
+    fn genuine_density(&self, s: f64) -> f64 {
+        let sd = self.genuine_sd.max(1e-3);
+        let z = (s - self.genuine_mean) / sd;
+        (-0.5 * z * z).exp() / (sd * (2.0 * std::f64::consts::PI).sqrt())
+    }
+
+    /// Density of the best of `n` impostor scores at `s`.
+    fn best_impostor_density(&self, s: f32, n: usize) -> f64 {
+        let h = 0.005f32;
+        let (above, below) = (self.impostor_far(s + h), self.impostor_far(s - h));
+        let density = ((below - above) / f64::from(2.0 * h)).max(0.0);
+        let f = self.impostor_far(s).clamp(0.0, 1.0);
+        n as f64 * (1.0 - f).powf(n.saturating_sub(1) as f64) * density
+    }
+
+    /// Estimated probability that the best of `gallery_size` identities, scoring
+    /// `similarity`, is the person, with even prior odds of an enrolled person and a
+    /// stranger: `g(s) / (g(s) + h_N(s))`, where `g` is the genuine score density (normal,
+    /// from the measured mean and spread) and `h_N` the density of the best score of a
+    /// stranger against `N` identities. Made non-decreasing in `s` (the minimum over
+    /// higher scores), so a higher similarity never reads as less sure.
+    pub fn confidence(&self, similarity: f32, gallery_size: usize) -> f64 {
+        let n = gallery_size.max(1);
+        let ratio = |s: f32| {
+            let g = self.genuine_density(f64::from(s));
+            let h = self.best_impostor_density(s, n);
+            if g + h <= 0.0 { 1.0 } else { g / (g + h) }
+        };
+        let s = similarity.clamp(-1.0, 1.0);
+        let mut conf = ratio(s);
+        let mut t = s + 0.01;
+        while t <= 1.0 {
+            conf = conf.min(ratio(t));
+            t += 0.01;
+        }
+        conf.clamp(0.0, 1.0)
+    }
+}
+
+/// The server's operating point: the threshold follows the gallery size so that a stranger
+/// is accepted with probability at most `max_false_accept_rate`, whatever the gallery.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenSetPolicy {
+    /// Strangers accepted as someone, per stranger probe (default 0.005).
+    pub max_false_accept_rate: f64,
+    /// Minimum `best − second` identity similarity (default [`DEFAULT_MIN_MARGIN`]).
+    pub min_margin: f32,
+}
+
+/// Default margin between the best and second-best identities.
+pub const DEFAULT_MIN_MARGIN: f32 = 0.05;
+
+/// Default strangers accepted per stranger probe.
+pub const DEFAULT_MAX_FALSE_ACCEPT_RATE: f64 = 0.005;
+
+impl Default for OpenSetPolicy {
+    fn default() -> Self {
+        Self { max_false_accept_rate: DEFAULT_MAX_FALSE_ACCEPT_RATE, min_margin: DEFAULT_MIN_MARGIN }
+    }
+}
+
+impl OpenSetPolicy {
+    /// A policy with this false-accept rate and the default margin.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] unless `0 < rate < 1`.
+    pub fn new(max_false_accept_rate: f64) -> Result<Self> {
+        if max_false_accept_rate > 0.0 && max_false_accept_rate < 1.0 {
+            Ok(Self { max_false_accept_rate, ..Self::default() })
+        } else {
+            Err(Error::InvalidArgument(format!("max_false_accept_rate must be in (0, 1), got {max_false_accept_rate}")))
+        }
+    }
+
+    /// The rule for a gallery of `gallery_size` identities: threshold from the shipped
+    /// curve, this margin, calibrated confidence. Cheap (a bisection over a small table).
+    pub fn rule_for_gallery(&self, gallery_size: usize) -> ThresholdRule {
+        let threshold = CalibrationCurve::shipped().threshold_for(gallery_size, self.max_false_accept_rate);
+        ThresholdRule {
+            threshold,
+            min_margin: self.min_margin,
+            confidence: ConfidenceCurve::Calibrated { gallery_size: gallery_size.min(u32::MAX as usize) as u32 },
+        }
     }
 }
 
@@ -155,22 +370,24 @@ pub trait DecisionRule: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThresholdRule {
-    /// Minimum cosine similarity (default 0.363, OpenCV's pair threshold).
+    /// Minimum cosine similarity.
     pub threshold: Threshold,
-    /// Minimum `best − second` similarity (default 0: no margin rule).
+    /// Minimum `best − second` similarity.
     pub min_margin: f32,
     /// How similarity maps to confidence.
     pub confidence: ConfidenceCurve,
 }
 
 impl Default for ThresholdRule {
+    /// The server's rule for a single enrolled identity; prefer
+    /// [`OpenSetPolicy::rule_for_gallery`], which knows the gallery size.
     fn default() -> Self {
-        Self::new(Threshold::default())
+        OpenSetPolicy::default().rule_for_gallery(1)
     }
 }
 
 impl ThresholdRule {
-    /// A rule with this threshold, no margin, and the confidence curve centred on it.
+    /// A fixed rule: this threshold, no margin, the logistic confidence centred on it.
     pub fn new(threshold: Threshold) -> Self {
         Self { threshold, min_margin: 0.0, confidence: ConfidenceCurve::centred_on(threshold) }
     }
@@ -228,7 +445,7 @@ mod tests {
 
     #[test]
     fn threshold_and_margin() {
-        let mut rule = ThresholdRule::default();
+        let mut rule = ThresholdRule::new(Threshold::default());
         assert_eq!(rule.decide(&result(0.5, Some(0.2))).identity(), Some("a"));
         assert!(matches!(
             rule.decide(&result(0.3, Some(0.2))),
@@ -248,7 +465,7 @@ mod tests {
 
     #[test]
     fn confidence_is_logistic_around_the_threshold() {
-        let c = ConfidenceCurve::default();
+        let c = ConfidenceCurve::centred_on(Threshold::default());
         assert!((c.confidence(0.363) - 0.5).abs() < 1e-6);
         assert!(c.confidence(0.463) > 0.9 && c.confidence(0.263) < 0.1);
         assert!(c.confidence(1.0) <= 1.0 && c.confidence(-1.0) >= 0.0);
@@ -266,5 +483,66 @@ mod tests {
         assert!(Threshold::new(f32::NAN).is_err());
         assert_eq!(Threshold::new(0.4).unwrap().get(), 0.4);
         assert!(serde_json::from_str::<Threshold>("2.0").is_err());
+    }
+
+    #[test]
+    fn the_shipped_curve_parses_and_is_monotone() {
+        let c = CalibrationCurve::shipped();
+        assert_eq!(c.impostor_far.len(), c.genuine_accept.len());
+        assert!(c.impostor_far.windows(2).all(|w| w[1] <= w[0]), "impostor rate falls with the threshold");
+        assert!(c.genuine_accept.windows(2).all(|w| w[1] <= w[0]), "genuine rate falls with the threshold");
+        assert!(c.tail[1] < 0.0, "the fitted tail decays");
+        let mut last = 1.0;
+        for k in 0..=100 {
+            let f = c.impostor_far(k as f32 / 100.0);
+            assert!(f <= last + 1e-12 && f >= 0.0, "{k}: {f} > {last}");
+            last = f;
+        }
+    }
+
+    #[test]
+    fn the_threshold_rises_with_the_gallery_and_meets_the_target() {
+        let c = CalibrationCurve::shipped();
+        let mut last = -1.0;
+        for n in [1, 10, 100, 200, 1_000, 10_000] {
+            let t = c.threshold_for(n, 0.005);
+            assert!(t.get() >= last, "{n}: {} < {last}", t.get());
+            assert!(c.gallery_far(t.get(), n) <= 0.005 + 1e-9, "{n}");
+            // 0.002 lower would not meet it (the threshold is the smallest, to 0.001).
+            assert!(c.gallery_far(t.get() - 0.002, n) > 0.005, "{n}");
+            last = t.get();
+        }
+        // A stricter rate needs a higher threshold.
+        assert!(c.threshold_for(200, 0.001).get() > c.threshold_for(200, 0.01).get());
+        // 1 − (1 − f)^N: with N = 1 it is f itself.
+        assert!((c.gallery_far(0.3, 1) - c.impostor_far(0.3)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn policy_rules_follow_the_gallery_and_confidence_is_calibrated() {
+        let policy = OpenSetPolicy::default();
+        assert!(OpenSetPolicy::new(0.0).is_err() && OpenSetPolicy::new(1.0).is_err());
+        let small = policy.rule_for_gallery(1);
+        let large = policy.rule_for_gallery(200);
+        assert!(large.threshold > small.threshold);
+        assert_eq!(large.min_margin, DEFAULT_MIN_MARGIN);
+        assert_eq!(ThresholdRule::default(), small);
+        // Confidence: non-decreasing in the similarity, high well above the threshold, low
+        // well below it, and lower for a larger gallery at the same similarity.
+        let mut last = 0.0;
+        for k in -100..=100 {
+            let v = large.confidence.confidence(k as f32 / 100.0);
+            assert!((0.0..=1.0).contains(&v) && v + 1e-9 >= last, "{k}: {v} < {last}");
+            last = v;
+        }
+        let t = large.threshold.get();
+        assert!(large.confidence.confidence(t + 0.15) > 0.95);
+        assert!(large.confidence.confidence(t - 0.15) < 0.2);
+        assert!(small.confidence.confidence(t) >= large.confidence.confidence(t));
+        // A decision carries it.
+        let d = large.decide(&result(t + 0.2, Some(t - 0.2)));
+        assert!(matches!(d, Decision::Recognised { confidence, .. } if confidence > 0.95), "{d:?}");
+        let d = large.decide(&result(t + 0.02, Some(t)));
+        assert!(matches!(d, Decision::NotRecognised { reason: RejectReason::AmbiguousMatch, .. }), "{d:?}");
     }
 }

@@ -15,10 +15,13 @@ pub mod engine;
 mod error;
 pub mod eval;
 mod geometry;
+pub mod identify_eval;
 pub mod index;
 pub mod quality;
 
-pub use decision::{ConfidenceCurve, Decision, DecisionRule, RejectReason, Threshold, ThresholdRule};
+pub use decision::{
+    CalibrationCurve, ConfidenceCurve, Decision, DecisionRule, OpenSetPolicy, RejectReason, Threshold, ThresholdRule,
+};
 pub use decode::{DecodeOptions, DecodedImage};
 pub use detect::{Detection, DetectorConfig};
 pub use embed::{EMBEDDING_DIM, Embedding, Template};

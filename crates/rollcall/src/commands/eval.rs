@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use rollcall_face::eval::{self, PairsReport, ThresholdMetrics};
-use rollcall_face::{EngineConfig, FaceEngine};
+use rollcall_face::identify_eval::{self, IdentifyReport, Outcome, Settings};
+use rollcall_face::{EngineConfig, FaceEngine, Fusion, OpenSetPolicy};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,11 +28,43 @@ pub struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Open-set identification on a folder `DIR/<person>/<photo>`: people with ≥ 4 photos are enrolled
+    /// from their first 3 (file-name order), their other photos are genuine probes; people with fewer
+    /// photos are strangers.
+    #[arg(long, value_name = "DIR", conflicts_with = "pairs")]
+    pub identify: Option<PathBuf>,
+    /// Strangers accepted per stranger probe that the operating point allows (the server's
+    /// `max_false_accept_rate`).
+    #[arg(long, default_value_t = rollcall_face::decision::DEFAULT_MAX_FALSE_ACCEPT_RATE)]
+    pub max_false_accept_rate: f64,
+    /// With --identify: minimum similarity margin between the best and second-best person.
+    #[arg(long)]
+    pub min_margin: Option<f32>,
+    /// With --identify: fusion of a person's enrolled embeddings (`best-of` or `mean`).
+    #[arg(long, value_parser = parse_fusion)]
+    pub fusion: Option<Fusion>,
+    /// With --identify: worker threads (default: available cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// With --identify: write the measured calibration curve (numbers only) to this file.
+    #[arg(long, value_name = "FILE.json")]
+    pub write_curve: Option<PathBuf>,
+}
+
+fn parse_fusion(s: &str) -> Result<Fusion, String> {
+    match s {
+        "best-of" | "best_of" => Ok(Fusion::BestOf),
+        "mean" => Ok(Fusion::Mean),
+        _ => Err(format!("unknown fusion {s:?}: use best-of or mean")),
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(dir) = &args.identify {
+        return run_identify(&args, dir);
+    }
     let Some(pairs_path) = &args.pairs else {
-        bail!("rollcall eval: choose an evaluation, e.g. `--pairs FILE.csv --images DIR`");
+        bail!("rollcall eval: choose an evaluation: `--identify DIR` or `--pairs FILE.csv --images DIR`");
     };
     let images = args.images.clone().or_else(|| pairs_path.parent().map(PathBuf::from)).unwrap_or_default();
     let text = std::fs::read_to_string(pairs_path).with_context(|| format!("reading {}", pairs_path.display()))?;
@@ -95,4 +128,101 @@ fn print_report(r: &PairsReport, threshold: f32) {
         None => {}
     }
     println!("mean time per photo: {:.1} ms (decode, detect, align, quality, anti-spoof, embed)", r.mean_ms_per_photo);
+}
+
+fn run_identify(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
+    let policy = OpenSetPolicy::new(args.max_false_accept_rate)?;
+    let policy = OpenSetPolicy { min_margin: args.min_margin.unwrap_or(policy.min_margin), ..policy };
+    let defaults = Settings::default();
+    let settings = Settings {
+        fusion: args.fusion.unwrap_or(defaults.fusion),
+        policy,
+        fixed_threshold: args.threshold,
+        anti_spoof_gate: !args.no_anti_spoof,
+        ..defaults
+    };
+    let mut config = EngineConfig::new(&args.models);
+    config.anti_spoof = !args.no_anti_spoof;
+    let engine = FaceEngine::load(&config).context("loading the face models (run `make models`)")?;
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let report = identify_eval::evaluate_identify(&engine, dir, &settings, args.max_false_accept_rate, threads)
+        .with_context(|| format!("evaluating {}", dir.display()))?;
+    if let Some(path) = &args.write_curve {
+        std::fs::write(path, serde_json::to_string_pretty(&report.curve)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_identify(&report);
+    }
+    Ok(())
+}
+
+fn outcome_line(o: &Outcome) {
+    println!(
+        "  {:<58} t {:.3} m {:.2}  right {:>4}/{}  rejected {:>3} (before search {:>2}, ambiguous {:>2})  wrong {:>2}  strangers {:>3}/{}",
+        o.label,
+        o.threshold,
+        o.min_margin,
+        o.genuine_right,
+        o.genuine_probes,
+        o.genuine_rejected,
+        o.genuine_refused_before_search,
+        o.genuine_ambiguous,
+        o.genuine_wrong,
+        o.strangers_accepted,
+        o.stranger_probes,
+    );
+}
+
+fn print_identify(r: &IdentifyReport) {
+    println!(
+        "people: {}   photos: {}   enrolled: {} of {} with ≥ 4 photos ({} enrollment photos refused)",
+        r.people, r.photos, r.enrolled_people, r.enrollable_people, r.enrollment_photos_refused
+    );
+    println!(
+        "probes: {} genuine, {} strangers   no face: {}   low quality: {}   not live: {}{}",
+        r.genuine_probes,
+        r.stranger_probes,
+        r.photos_without_face,
+        r.probes_low_quality,
+        r.probes_not_live,
+        if r.anti_spoof { "" } else { " (anti-spoof off)" }
+    );
+    for (issue, [genuine, strangers]) in &r.probe_quality_issues {
+        println!("  quality issue {issue}: {genuine} genuine, {strangers} stranger probes");
+    }
+    let d = &r.defaults;
+    println!("at the default settings (gallery of {}):", r.enrolled_people);
+    println!("  genuine right:      {} / {}", d.genuine_right, d.genuine_probes);
+    println!(
+        "  genuine rejected:   {} (refused before search {}, ambiguous {})",
+        d.genuine_rejected, d.genuine_refused_before_search, d.genuine_ambiguous
+    );
+    println!("  wrong person:       {}", d.genuine_wrong);
+    println!("  strangers accepted: {} / {}", d.strangers_accepted, d.stranger_probes);
+    println!("  threshold {:.3}, margin {:.2}", d.threshold, d.min_margin);
+    println!("one rule changed at a time:");
+    outcome_line(d);
+    for o in &r.ablations {
+        outcome_line(o);
+    }
+    println!("fixed thresholds (other rules at their defaults):");
+    for o in &r.thresholds {
+        outcome_line(o);
+    }
+    let f = &r.at_false_accept_rate;
+    println!(
+        "false-accept rate {}: threshold {:.3} from the shipped curve for {} people; on this data {}",
+        f.max_false_accept_rate,
+        f.shipped_curve_threshold,
+        r.enrolled_people,
+        f.measured_threshold
+            .map_or("no swept threshold meets it".into(), |t| format!("{t:.3} is the lowest that meets it")),
+    );
+    println!(
+        "mean time per photo: {:.1} ms (read, decode, detect, align, quality, anti-spoof, embed; {} threads)",
+        r.mean_ms_per_photo, r.threads
+    );
 }
