@@ -53,6 +53,9 @@ pub struct Config {
     pub task_max_queue_depth: u64,
     pub task_wait_timeout_secs: u64,
     pub anti_spoof_threshold: f32,
+    /// Strangers accepted as someone, per stranger probe: the threshold is derived from it
+    /// and the gallery size (see docs/ACCURACY.md).
+    pub max_false_accept_rate: f64,
     pub webhook_retry_base_ms: u64,
     pub webhook_max_attempts: u32,
 }

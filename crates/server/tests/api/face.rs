@@ -284,3 +284,49 @@ async fn templates_are_encrypted_at_rest() {
     let tasks = app.audit_entries("enrollment").await;
     assert!(!json!(tasks).to_string().contains("base64"), "photos never reach the audit log");
 }
+
+/// Verify and bulk-verify decide exactly as the engine's identify path (what
+/// `rollcall eval --identify` runs) with the same gallery-aware rule.
+#[tokio::test]
+async fn http_decisions_match_the_engines_identify_path() {
+    use rollcall_face::{ExactIndex, FaceIndex, Fusion, OpenSetPolicy};
+
+    let app = spawn_face_app().await;
+    app.create_user("OBAMA", "faculty", "Government").await;
+    enroll(&app, "OBAMA", &["obama.jpg", "obama2.jpg"]).await;
+
+    let engine = face_engine();
+    let decode = |name: &str| engine.decode(&fixture(name)).unwrap();
+    let enrollment = engine.enroll(&[decode("obama.jpg"), decode("obama2.jpg")]).unwrap();
+    // The server's fusion (see docs/ACCURACY.md).
+    let mut index = ExactIndex::new(Fusion::Mean);
+    index.upsert("OBAMA", enrollment.template.as_ref().unwrap());
+    let rule = OpenSetPolicy::default().rule_for_gallery(index.len());
+
+    for name in ["obama3.jpg", "biden.jpg"] {
+        let expected = engine.identify_with(&decode(name), &index, &rule).unwrap();
+        let rollcall_face::Identification::Searched { decision, .. } = &expected else {
+            panic!("{name}: no usable face: {expected:?}");
+        };
+        let (similarity, confidence) = match decision {
+            rollcall_face::Decision::Recognised { similarity, confidence, .. } => (*similarity, *confidence),
+            rollcall_face::Decision::NotRecognised { similarity, confidence, .. } => (similarity.unwrap(), *confidence),
+        };
+        let recognised = expected.identity() == Some("OBAMA");
+        assert_eq!(recognised, name == "obama3.jpg", "{name}: {expected:?}");
+
+        let single = verify(&app, &app.admin_token, name).await;
+        let body = json!({"images": [{"id": "f", "image": photo(name)}]});
+        let bulk = run_task(&app, "/face/bulk-verify/", &app.admin_token, body).await["result"].clone();
+        let threshold = bulk["similarity_threshold"].as_f64().unwrap();
+        assert!((threshold - f64::from(rule.threshold.get())).abs() < 1e-3, "{bulk}");
+        for got in [&single, &bulk["frames"][0]["faces"][0]] {
+            assert_eq!(got["recognized"], recognised, "{name}: {got}");
+            assert_eq!(got["employee_id"], if recognised { json!("OBAMA") } else { Value::Null }, "{got}");
+            let s = got["similarity_score"].as_f64().unwrap();
+            assert!((s - f64::from(similarity)).abs() < 1e-3, "{name}: {s} vs {similarity}");
+            let c = got["confidence"].as_f64().unwrap();
+            assert!((c - f64::from(confidence)).abs() < 1e-3, "{name}: {c} vs {confidence}");
+        }
+    }
+}

@@ -7,7 +7,7 @@ mod verify;
 
 use std::sync::{Arc, OnceLock, RwLock};
 
-use rollcall_face::{ExactIndex, FaceEngine, FaceIndex, Fusion, Template, Threshold, ThresholdRule};
+use rollcall_face::{ExactIndex, FaceEngine, FaceIndex, Fusion, OpenSetPolicy, Template, Threshold, ThresholdRule};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
@@ -31,12 +31,37 @@ pub enum EngineState {
 pub struct FaceService {
     engine: Arc<OnceLock<Result<Arc<FaceEngine>, String>>>,
     index: Arc<RwLock<ExactIndex>>,
-    rule: ThresholdRule,
+    /// The threshold follows the gallery size: see [`FaceService::rule`].
+    policy: OpenSetPolicy,
+}
+
+/// The decision rule for the gallery as it is at the moment of the decision.
+#[derive(Debug, Clone, Copy)]
+pub struct CurrentRule(ThresholdRule);
+
+impl std::ops::Deref for CurrentRule {
+    type Target = ThresholdRule;
+    fn deref(&self) -> &ThresholdRule {
+        &self.0
+    }
 }
 
 impl FaceService {
+    /// `rule` gives the margin; the threshold is derived per decision from the gallery size
+    /// and the policy's false-accept rate (default 0.005, see
+    /// [`FaceService::set_max_false_accept_rate`]).
     pub fn new(rule: ThresholdRule) -> Self {
-        Self { engine: Arc::default(), index: Arc::new(RwLock::new(ExactIndex::new(Fusion::BestOf))), rule }
+        let policy = OpenSetPolicy { min_margin: rule.min_margin, ..OpenSetPolicy::default() };
+        Self { engine: Arc::default(), index: Arc::new(RwLock::new(ExactIndex::new(Fusion::Mean))), policy }
+    }
+
+    /// Sets the strangers accepted per stranger probe (`config.max_false_accept_rate`).
+    ///
+    /// # Errors
+    /// Unless `0 < rate < 1`.
+    pub fn set_max_false_accept_rate(&mut self, rate: f64) -> anyhow::Result<()> {
+        self.policy = OpenSetPolicy { min_margin: self.policy.min_margin, ..OpenSetPolicy::new(rate)? };
+        Ok(())
     }
 
     /// Uses an engine that is already loaded (tests share one).
@@ -82,17 +107,20 @@ impl FaceService {
         }
     }
 
-    pub fn rule(&self) -> &ThresholdRule {
-        &self.rule
+    /// The rule for the current gallery: the smallest threshold at which a stranger is
+    /// accepted with probability at most `max_false_accept_rate` against
+    /// [`FaceService::enrolled_count`] people (a lookup in the engine's shipped curve).
+    pub fn rule(&self) -> CurrentRule {
+        CurrentRule(self.policy.rule_for_gallery(self.enrolled_count()))
     }
 
     /// A copy of the rule with another similarity threshold (bulk-verify's option).
     pub fn rule_with_threshold(&self, threshold: Option<f32>) -> Result<ThresholdRule, String> {
         match threshold {
-            None => Ok(self.rule),
+            None => Ok(*self.rule()),
             Some(value) => {
                 let threshold = Threshold::new(value).map_err(|e| e.to_string())?;
-                Ok(ThresholdRule { threshold, ..self.rule })
+                Ok(ThresholdRule { threshold, ..*self.rule() })
             }
         }
     }
