@@ -42,7 +42,9 @@ ROLLCALL_MODELS_DIR=$models "$bin" eval --identify "$photos" --no-anti-spoof --j
 elapsed=$(( $(date +%s) - started ))
 
 read -r right wrong strangers genuine stranger_probes threshold < <(
-  jq -r '.defaults | "\(.genuine_right) \(.genuine_wrong) \(.strangers_accepted) \(.genuine_probes) \(.stranger_probes) \(.threshold)"' "$report"
+  python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))["defaults"]
+print(*(d[k] for k in ("genuine_right", "genuine_wrong", "strangers_accepted", "genuine_probes", "stranger_probes", "threshold")))' "$report"
 )
 echo "check-accuracy: genuine right $right/$genuine, wrong person $wrong, strangers accepted $strangers/$stranger_probes, threshold $threshold (${elapsed}s)"
 

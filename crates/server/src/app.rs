@@ -76,7 +76,7 @@ impl App {
         let events = EventBus::new(vec![Arc::new(WebhookOutbox::new(db.clone(), webhook_wakeup.clone()))]);
         let attendance = AttendanceDesk::new(std::time::Duration::from_secs(config.attendance_cooldown_secs));
         let shutdown = CancellationToken::new();
-        let face = Arc::new(face_service(&config, engine));
+        let face = Arc::new(face_service(&config, engine)?);
         let enrolled = face.load_index(&db, &sealer).await.context("cannot load the enrolled faces")?;
         tracing::info!(enrolled, "matching index loaded");
         let queue: Arc<dyn TaskQueue> = Arc::new(EmbeddedQueue::new(
@@ -90,9 +90,9 @@ impl App {
     }
 }
 
-fn face_service(config: &Config, engine: Option<Arc<FaceEngine>>) -> FaceService {
+fn face_service(config: &Config, engine: Option<Arc<FaceEngine>>) -> anyhow::Result<FaceService> {
     let rule = ThresholdRule::default();
-    match engine {
+    let mut service = match engine {
         Some(engine) => FaceService::with_engine(rule, engine),
         None => {
             let service = FaceService::new(rule);
@@ -102,7 +102,9 @@ fn face_service(config: &Config, engine: Option<Arc<FaceEngine>>) -> FaceService
             service.start_loading(engine_config);
             service
         }
-    }
+    };
+    service.set_max_false_accept_rate(config.max_false_accept_rate).context("max_false_accept_rate")?;
+    Ok(service)
 }
 
 pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Db> {
