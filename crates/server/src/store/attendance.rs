@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_query::{Expr, Iden, Order, Query};
 
-use super::{Db, StoreError, StoreResult};
+use super::{Db, StoreResult};
 
 #[derive(Iden)]
 enum AttendanceLogs {
@@ -86,11 +86,7 @@ pub async fn insert(db: &Db, log: NewAttendance) -> StoreResult<Option<Attendanc
         ])
         .returning_all()
         .to_owned();
-    match db.fetch_one_unique(&statement, &["task_id"]).await {
-        Ok(record) => Ok(Some(record)),
-        Err(StoreError::Conflict(_)) => Ok(None),
-        Err(other) => Err(other),
-    }
+    db.insert_unless_duplicate(&statement).await
 }
 
 pub async fn find_for_task(db: &Db, task_id: &str, user_id: i64) -> StoreResult<Option<AttendanceRecord>> {

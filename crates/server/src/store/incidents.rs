@@ -1,14 +1,13 @@
 //! The `incidents` table: security incidents such as spoofing attempts.
 
 use chrono::{DateTime, Utc};
-use sea_query::{Expr, Iden, Order, Query};
+use sea_query::{Iden, Query};
 
-use super::{Db, StoreError, StoreResult};
+use super::{Db, StoreResult};
 
 #[derive(Iden)]
 enum Incidents {
     Table,
-    Id,
     Type,
     CameraId,
     Severity,
@@ -63,29 +62,5 @@ pub async fn insert(db: &Db, incident: NewIncident) -> StoreResult<Option<Incide
         ])
         .returning_all()
         .to_owned();
-    match db.fetch_one_unique(&statement, &["task_id"]).await {
-        Ok(record) => Ok(Some(record)),
-        Err(StoreError::Conflict(_)) => Ok(None),
-        Err(other) => Err(other),
-    }
-}
-
-/// The most recent incidents, newest first.
-pub async fn recent(db: &Db, limit: u64) -> StoreResult<Vec<IncidentRecord>> {
-    let statement = Query::select()
-        .column(sea_query::Asterisk)
-        .from(Incidents::Table)
-        .order_by(Incidents::Id, Order::Desc)
-        .limit(limit)
-        .to_owned();
-    db.fetch_all(&statement).await
-}
-
-pub async fn for_task(db: &Db, task_id: &str) -> StoreResult<Vec<IncidentRecord>> {
-    let statement = Query::select()
-        .column(sea_query::Asterisk)
-        .from(Incidents::Table)
-        .and_where(Expr::col(Incidents::TaskId).eq(task_id))
-        .to_owned();
-    db.fetch_all(&statement).await
+    db.insert_unless_duplicate(&statement).await
 }

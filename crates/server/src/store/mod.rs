@@ -188,6 +188,16 @@ impl Db {
         result.map_err(|e| StoreError::classify(e, unique_fields))
     }
 
+    /// Runs an `INSERT … RETURNING` whose row may already exist under a unique key (a task
+    /// run again after a crash): `None` when it does.
+    pub async fn insert_unless_duplicate<T: Record>(&self, statement: &impl SqlxBinder) -> StoreResult<Option<T>> {
+        match self.fetch_one_unique(statement, &[]).await {
+            Ok(record) => Ok(Some(record)),
+            Err(StoreError::Conflict(_)) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Runs a statement and returns how many rows it changed.
     pub async fn execute(&self, statement: &impl SqlxBinder) -> StoreResult<u64> {
         self.execute_unique(statement, &[]).await

@@ -110,22 +110,3 @@ pub async fn keep_image(db: &Db, user_id: i64, sealed: Vec<u8>) -> StoreResult<(
         .to_owned();
     db.execute(&statement).await.map(drop)
 }
-
-#[derive(sqlx::FromRow)]
-struct Count {
-    count: i64,
-}
-
-pub async fn kept_image_count(db: &Db, user_id: i64) -> StoreResult<i64> {
-    let statement = Query::select()
-        .expr_as(Expr::col(EnrollmentImages::UserId).count(), CountAlias::Count)
-        .from(EnrollmentImages::Table)
-        .and_where(Expr::col(EnrollmentImages::UserId).eq(user_id))
-        .to_owned();
-    Ok(db.fetch_optional::<Count>(&statement).await?.map_or(0, |c| c.count))
-}
-
-#[derive(Iden)]
-enum CountAlias {
-    Count,
-}
