@@ -66,10 +66,13 @@ impl From<Threshold> for f32 {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ConfidenceCurve {
-    /// From the shipped calibration curve for a gallery of this many identities.
+    /// From a calibration curve for a gallery of this many identities.
     Calibrated {
         /// Enrolled identities the probe was compared with.
         gallery_size: u32,
+        /// The curve (the shipped one unless the deployer measured their own).
+        #[serde(skip, default = "CalibrationCurve::shipped")]
+        curve: &'static CalibrationCurve,
     },
     /// A logistic curve.
     Logistic {
@@ -89,8 +92,8 @@ impl ConfidenceCurve {
     /// The confidence for `similarity`.
     pub fn confidence(&self, similarity: f32) -> f32 {
         match *self {
-            ConfidenceCurve::Calibrated { gallery_size } => {
-                CalibrationCurve::shipped().confidence(similarity, gallery_size as usize) as f32
+            ConfidenceCurve::Calibrated { gallery_size, curve } => {
+                curve.confidence(similarity, gallery_size as usize) as f32
             }
             ConfidenceCurve::Logistic { midpoint, scale } => {
                 let scale = scale.max(1e-6);
@@ -102,7 +105,7 @@ impl ConfidenceCurve {
 
 impl Default for ConfidenceCurve {
     fn default() -> Self {
-        Self::Calibrated { gallery_size: 1 }
+        Self::Calibrated { gallery_size: 1, curve: CalibrationCurve::shipped() }
     }
 }
 
@@ -152,7 +155,56 @@ impl CalibrationCurve {
     /// Never in a released build: a unit test parses the embedded file.
     pub fn shipped() -> &'static CalibrationCurve {
         static CURVE: std::sync::OnceLock<CalibrationCurve> = std::sync::OnceLock::new();
-        CURVE.get_or_init(|| serde_json::from_str(SHIPPED_CURVE).expect("calibration.json is valid"))
+        CURVE.get_or_init(|| Self::from_json(SHIPPED_CURVE).expect("calibration.json is valid"))
+    }
+
+    /// Parses and checks a curve written by `rollcall eval --identify --write-curve`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the JSON is not a curve or its numbers are not one
+    /// (empty or uneven tables, rates outside [0, 1] or rising with the threshold, a tail
+    /// that does not fall).
+    pub fn from_json(json: &str) -> Result<Self> {
+        let curve: Self =
+            serde_json::from_str(json).map_err(|e| Error::InvalidArgument(format!("not a calibration curve: {e}")))?;
+        curve.check()?;
+        Ok(curve)
+    }
+
+    /// Reads a curve file for the rest of the process (the server and the eval command load
+    /// at most one, at start-up, so it is never freed).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the file cannot be read or is not a valid curve.
+    pub fn load(path: &std::path::Path) -> Result<&'static Self> {
+        let json = std::fs::read_to_string(path)
+            .map_err(|e| Error::InvalidArgument(format!("calibration curve {}: {e}", path.display())))?;
+        let curve = Self::from_json(&json)
+            .map_err(|e| Error::InvalidArgument(format!("calibration curve {}: {e}", path.display())))?;
+        Ok(Box::leak(Box::new(curve)))
+    }
+
+    fn check(&self) -> Result<()> {
+        let invalid = |why: &str| Err(Error::InvalidArgument(why.to_owned()));
+        let rates_ok = |rates: &[f64]| {
+            rates.iter().all(|r| (0.0..=1.0).contains(r)) && rates.windows(2).all(|w| w[1] <= w[0] + 1e-12)
+        };
+        if self.impostor_far.len() < 2 || self.impostor_far.len() != self.genuine_accept.len() {
+            return invalid("the impostor and genuine tables must have the same length, at least 2");
+        }
+        if !(self.step > 0.0 && self.start.is_finite() && self.start >= -1.0 && self.start < 1.0) {
+            return invalid("`start` must be in [-1, 1) and `step` positive");
+        }
+        if !rates_ok(&self.impostor_far) || !rates_ok(&self.genuine_accept) {
+            return invalid("rates must lie in [0, 1] and not rise with the threshold");
+        }
+        if !(self.tail[1] < 0.0 && self.tail[0].is_finite()) {
+            return invalid("the impostor tail must fall with the threshold (tail[1] < 0)");
+        }
+        if !(self.genuine_sd > 0.0 && self.genuine_mean.is_finite()) {
+            return invalid("the genuine spread must be positive");
+        }
+        Ok(())
     }
 
     fn position(&self, t: f32) -> f64 {
@@ -268,6 +320,10 @@ pub struct OpenSetPolicy {
     pub max_false_accept_rate: f64,
     /// Minimum `best − second` identity similarity (default [`DEFAULT_MIN_MARGIN`]).
     pub min_margin: f32,
+    /// Score distributions the threshold and confidence come from (default: the shipped
+    /// curve; a deployer can measure their own, see `docs/ACCURACY.md`).
+    #[serde(skip, default = "CalibrationCurve::shipped")]
+    pub curve: &'static CalibrationCurve,
 }
 
 /// Default margin between the best and second-best identities.
@@ -278,7 +334,11 @@ pub const DEFAULT_MAX_FALSE_ACCEPT_RATE: f64 = 0.005;
 
 impl Default for OpenSetPolicy {
     fn default() -> Self {
-        Self { max_false_accept_rate: DEFAULT_MAX_FALSE_ACCEPT_RATE, min_margin: DEFAULT_MIN_MARGIN }
+        Self {
+            max_false_accept_rate: DEFAULT_MAX_FALSE_ACCEPT_RATE,
+            min_margin: DEFAULT_MIN_MARGIN,
+            curve: CalibrationCurve::shipped(),
+        }
     }
 }
 
@@ -295,14 +355,17 @@ impl OpenSetPolicy {
         }
     }
 
-    /// The rule for a gallery of `gallery_size` identities: threshold from the shipped
+    /// The rule for a gallery of `gallery_size` identities: threshold from the policy's
     /// curve, this margin, calibrated confidence. Cheap (a bisection over a small table).
     pub fn rule_for_gallery(&self, gallery_size: usize) -> ThresholdRule {
-        let threshold = CalibrationCurve::shipped().threshold_for(gallery_size, self.max_false_accept_rate);
+        let threshold = self.curve.threshold_for(gallery_size, self.max_false_accept_rate);
         ThresholdRule {
             threshold,
             min_margin: self.min_margin,
-            confidence: ConfidenceCurve::Calibrated { gallery_size: gallery_size.min(u32::MAX as usize) as u32 },
+            confidence: ConfidenceCurve::Calibrated {
+                gallery_size: gallery_size.min(u32::MAX as usize) as u32,
+                curve: self.curve,
+            },
         }
     }
 }
@@ -498,6 +561,30 @@ mod tests {
             assert!(f <= last + 1e-12 && f >= 0.0, "{k}: {f} > {last}");
             last = f;
         }
+    }
+
+    #[test]
+    fn a_measured_curve_is_checked_and_then_drives_the_threshold() {
+        // A deployer's photos where strangers score higher: ten times the impostor rate.
+        let mut looser = CalibrationCurve::shipped().clone();
+        looser.impostor_far.iter_mut().for_each(|f| *f = (*f * 10.0).min(1.0));
+        looser.tail[0] += 10f64.ln();
+        let curve = CalibrationCurve::from_json(&serde_json::to_string(&looser).unwrap()).unwrap();
+        let curve: &'static CalibrationCurve = Box::leak(Box::new(curve));
+        let shipped = OpenSetPolicy::default();
+        let own = OpenSetPolicy { curve, ..shipped };
+        assert!(own.rule_for_gallery(200).threshold > shipped.rule_for_gallery(200).threshold);
+        assert!(curve.gallery_far(own.rule_for_gallery(200).threshold.get(), 200) <= 0.005);
+
+        let mut rising = looser.clone();
+        rising.impostor_far[60] = 0.5;
+        let mut flat_tail = looser.clone();
+        flat_tail.tail[1] = 0.0;
+        for bad in [serde_json::to_string(&rising).unwrap(), serde_json::to_string(&flat_tail).unwrap()] {
+            assert!(matches!(CalibrationCurve::from_json(&bad), Err(Error::InvalidArgument(_))));
+        }
+        let not_a_curve = CalibrationCurve::from_json("{\"start\": 0}");
+        assert!(matches!(not_a_curve, Err(Error::InvalidArgument(m)) if m.contains("not a calibration curve")));
     }
 
     #[test]

@@ -102,8 +102,9 @@ pub struct Outcome {
 pub struct FarPoint {
     /// Strangers accepted per stranger probe allowed.
     pub max_false_accept_rate: f64,
-    /// Threshold derived from the shipped curve for this gallery size.
-    pub shipped_curve_threshold: f32,
+    /// Threshold derived from the curve in use (the shipped one unless another was given)
+    /// for this gallery size.
+    pub curve_threshold: f32,
     /// Lowest threshold on the sweep at which this data's strangers stay within the rate
     /// (other rules at their defaults); `None` if no swept threshold does.
     pub measured_threshold: Option<f32>,
@@ -518,7 +519,7 @@ pub fn evaluate_identify(
     });
     let at_false_accept_rate = FarPoint {
         max_false_accept_rate,
-        shipped_curve_threshold: CalibrationCurve::shipped().threshold_for(n, max_false_accept_rate).get(),
+        curve_threshold: settings.policy.curve.threshold_for(n, max_false_accept_rate).get(),
         measured_threshold,
     };
     let curve = build_curve(&mut impostor, &mut genuine_scores, settings.fusion, n);

@@ -150,3 +150,26 @@ fn admin_create_and_migrate_work_from_the_command_line() {
     assert!(!short.status.success());
     assert!(String::from_utf8_lossy(&short.stderr).contains("at least 8"));
 }
+
+#[test]
+fn serve_refuses_a_bad_recognition_setting_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("curve.json"), r#"{"start": 0}"#).unwrap();
+    let serve = |key: &str, value: &str| {
+        let output = rollcall(dir.path())
+            .arg("serve")
+            .env("ROLLCALL_BIND", format!("127.0.0.1:{}", free_port()))
+            .env(key, value)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{key}={value} was accepted");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let missing = serve("ROLLCALL_CALIBRATION_CURVE", "no-such-curve.json");
+    assert!(missing.contains("calibration curve no-such-curve.json"), "{missing}");
+    let invalid = serve("ROLLCALL_CALIBRATION_CURVE", "curve.json");
+    assert!(invalid.contains("not a calibration curve"), "{invalid}");
+    let rate = serve("ROLLCALL_MAX_FALSE_ACCEPT_RATE", "1.5");
+    assert!(rate.contains("max_false_accept_rate must be in (0, 1)"), "{rate}");
+}

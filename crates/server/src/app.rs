@@ -22,7 +22,7 @@ use crate::queue::TaskQueue;
 use crate::queue::embedded::EmbeddedQueue;
 use crate::store::{self, Db};
 use crate::webhooks::{Wakeup, WebhookOutbox};
-use rollcall_face::{EngineConfig, FaceEngine, ThresholdRule};
+use rollcall_face::{CalibrationCurve, EngineConfig, FaceEngine, ThresholdRule};
 
 pub struct App {
     pub config: Config,
@@ -104,6 +104,9 @@ fn face_service(config: &Config, engine: Option<Arc<FaceEngine>>) -> anyhow::Res
         }
     };
     service.set_max_false_accept_rate(config.max_false_accept_rate).context("max_false_accept_rate")?;
+    if let Some(path) = &config.calibration_curve {
+        service.set_calibration_curve(CalibrationCurve::load(path)?).context("calibration_curve")?;
+    }
     Ok(service)
 }
 

@@ -22,11 +22,11 @@ pub struct Config {
     pub database_url: Option<String>,
     #[serde(deserialize_with = "empty_as_none")]
     pub public_url: Option<String>,
-    #[serde(deserialize_with = "empty_secret_as_none")]
+    #[serde(deserialize_with = "empty_as_none")]
     pub jwt_secret: Option<SecretString>,
     #[serde(deserialize_with = "empty_as_none")]
     pub admin_email: Option<String>,
-    #[serde(deserialize_with = "empty_secret_as_none")]
+    #[serde(deserialize_with = "empty_as_none")]
     pub admin_password: Option<SecretString>,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
@@ -43,7 +43,7 @@ pub struct Config {
     pub rate_limit_general_requests: u32,
     pub rate_limit_general_per_secs: u64,
     pub models_dir: PathBuf,
-    #[serde(deserialize_with = "empty_secret_as_none")]
+    #[serde(deserialize_with = "empty_as_none")]
     pub data_key: Option<SecretString>,
     pub keep_enrollment_images: bool,
     pub attendance_cooldown_secs: u64,
@@ -56,6 +56,9 @@ pub struct Config {
     /// Strangers accepted as someone, per stranger probe: the threshold is derived from it
     /// and the gallery size (see docs/ACCURACY.md).
     pub max_false_accept_rate: f64,
+    /// A measured calibration curve to use instead of the shipped one (`None`: shipped).
+    #[serde(deserialize_with = "empty_as_none")]
+    pub calibration_curve: Option<PathBuf>,
     pub webhook_retry_base_ms: u64,
     pub webhook_max_attempts: u32,
 }
@@ -131,13 +134,10 @@ impl Config {
     }
 }
 
-fn empty_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+/// An empty string means "not set" (the defaults file can only spell a missing value so).
+fn empty_as_none<'de, D: serde::Deserializer<'de>, T: From<String>>(d: D) -> Result<Option<T>, D::Error> {
     let value = Option::<String>::deserialize(d)?;
-    Ok(value.filter(|s| !s.trim().is_empty()))
-}
-
-fn empty_secret_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
-    Ok(empty_as_none(d)?.map(SecretString::from))
+    Ok(value.filter(|s| !s.trim().is_empty()).map(T::from))
 }
 
 #[cfg(test)]

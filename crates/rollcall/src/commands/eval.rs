@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use rollcall_face::eval::{self, PairsReport, ThresholdMetrics};
 use rollcall_face::identify_eval::{self, IdentifyReport, Outcome, Settings};
-use rollcall_face::{EngineConfig, FaceEngine, Fusion, OpenSetPolicy};
+use rollcall_face::{CalibrationCurve, EngineConfig, FaceEngine, Fusion, OpenSetPolicy};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -49,6 +49,10 @@ pub struct Args {
     /// With --identify: write the measured calibration curve (numbers only) to this file.
     #[arg(long, value_name = "FILE.json")]
     pub write_curve: Option<PathBuf>,
+    /// With --identify: derive the threshold and confidence from this curve (written by
+    /// `--write-curve`, e.g. on other people's photos) instead of the shipped one.
+    #[arg(long, value_name = "FILE.json")]
+    pub curve: Option<PathBuf>,
 }
 
 fn parse_fusion(s: &str) -> Result<Fusion, String> {
@@ -132,7 +136,11 @@ fn print_report(r: &PairsReport, threshold: f32) {
 
 fn run_identify(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
     let policy = OpenSetPolicy::new(args.max_false_accept_rate)?;
-    let policy = OpenSetPolicy { min_margin: args.min_margin.unwrap_or(policy.min_margin), ..policy };
+    let curve = match &args.curve {
+        Some(path) => CalibrationCurve::load(path)?,
+        None => CalibrationCurve::shipped(),
+    };
+    let policy = OpenSetPolicy { min_margin: args.min_margin.unwrap_or(policy.min_margin), curve, ..policy };
     let defaults = Settings::default();
     let settings = Settings {
         fusion: args.fusion.unwrap_or(defaults.fusion),
@@ -214,9 +222,9 @@ fn print_identify(r: &IdentifyReport) {
     }
     let f = &r.at_false_accept_rate;
     println!(
-        "false-accept rate {}: threshold {:.3} from the shipped curve for {} people; on this data {}",
+        "false-accept rate {}: threshold {:.3} from the curve for {} people; on this data {}",
         f.max_false_accept_rate,
-        f.shipped_curve_threshold,
+        f.curve_threshold,
         r.enrolled_people,
         f.measured_threshold
             .map_or("no swept threshold meets it".into(), |t| format!("{t:.3} is the lowest that meets it")),

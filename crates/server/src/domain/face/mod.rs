@@ -7,7 +7,9 @@ mod verify;
 
 use std::sync::{Arc, OnceLock, RwLock};
 
-use rollcall_face::{ExactIndex, FaceEngine, FaceIndex, Fusion, OpenSetPolicy, Template, Threshold, ThresholdRule};
+use rollcall_face::{
+    CalibrationCurve, ExactIndex, FaceEngine, FaceIndex, Fusion, OpenSetPolicy, Template, Threshold, ThresholdRule,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
@@ -61,6 +63,21 @@ impl FaceService {
     /// Unless `0 < rate < 1`.
     pub fn set_max_false_accept_rate(&mut self, rate: f64) -> anyhow::Result<()> {
         self.policy = OpenSetPolicy { min_margin: self.policy.min_margin, ..OpenSetPolicy::new(rate)? };
+        Ok(())
+    }
+
+    /// Derives the threshold and confidence from a curve measured on the deployer's photos.
+    ///
+    /// # Errors
+    /// When the curve was measured under another fusion than the matching index uses.
+    pub fn set_calibration_curve(&mut self, curve: &'static CalibrationCurve) -> anyhow::Result<()> {
+        let index_fusion = self.index.read().expect("index lock").fusion();
+        anyhow::ensure!(
+            curve.fusion == index_fusion,
+            "the curve was measured under {:?} fusion; the server matches under {index_fusion:?} (re-run `rollcall eval --identify` with `--fusion mean`)",
+            curve.fusion,
+        );
+        self.policy = OpenSetPolicy { curve, ..self.policy };
         Ok(())
     }
 
