@@ -146,7 +146,7 @@ fn ramp(v: f32, zero: f32, one: f32) -> f32 {
 /// How far the nose tip stands in front of the eyes, in half inter-eye distances. Generic
 /// 3D face models used by head-pose solvers put it near 0.8 (tip ≈ 25 mm in front of the
 /// pupils, which sit ≈ 31 mm either side of the nose).
-const NOSE_DEPTH_RATIO: f32 = 0.8;
+pub const NOSE_DEPTH_RATIO: f32 = 0.8;
 
 /// Estimates the head pose from the five landmarks.
 ///
