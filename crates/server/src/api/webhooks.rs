@@ -15,7 +15,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Admin, Json, Path, Query};
 use super::pagination::{PageParams, Paginated, RequestUrl};
 use crate::app::AppState;
-use crate::domain::attendance::{Arrival, Logged};
+use crate::domain::attendance::{Arrival, Logged, NewAttendance};
 use crate::domain::audit::{self, AuditEvent, ClientInfo};
 use crate::domain::auth::Principal;
 use crate::domain::users::{EmployeeId, Invalid, parse_text};
@@ -388,16 +388,18 @@ pub async fn incoming_attendance(
     };
     let arrival = Arrival {
         user: &user,
-        timestamp,
-        camera_id,
-        location,
-        confidence: data.confidence,
-        similarity: None,
-        anti_spoof_score: None,
-        verification_time: None,
-        source: "webhook",
-        task_id: None,
-        details: json!({"reported_by": principal.audit_name()}),
+        log: NewAttendance {
+            timestamp,
+            camera_id,
+            location,
+            confidence: data.confidence,
+            similarity: None,
+            anti_spoof_score: None,
+            verification_time: None,
+            source: "webhook",
+            task_id: None,
+            details: json!({"reported_by": principal.audit_name()}),
+        },
     };
     let logged = state.attendance.log(&state.db, &state.events, arrival).await.map_err(ApiError::internal)?;
     let response = match logged {

@@ -4,28 +4,19 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::events::{Event, EventBus, EventKind};
 use crate::store::Db;
-use crate::store::attendance::{self as attendance_store, AttendanceRecord, NewAttendance};
+pub use crate::store::attendance::NewAttendance;
+use crate::store::attendance::{self as attendance_store, AttendanceRecord};
 use crate::store::users::UserRecord;
 
 /// One recognised arrival of an active person.
 #[derive(Debug, Clone)]
 pub struct Arrival<'a> {
     pub user: &'a UserRecord,
-    pub timestamp: DateTime<Utc>,
-    pub camera_id: Option<String>,
-    pub location: Option<String>,
-    pub confidence: Option<f64>,
-    pub similarity: Option<f64>,
-    pub anti_spoof_score: Option<f64>,
-    pub verification_time: Option<f64>,
-    /// `verify`, `bulk_verify`, `webhook` or `manual`.
-    pub source: &'static str,
-    pub task_id: Option<String>,
-    pub details: Value,
+    pub log: NewAttendance,
 }
 
 #[derive(Debug, Clone)]
@@ -68,32 +59,19 @@ impl AttendanceDesk {
     /// by the event's key), so an event lost to a crash is sent on the re-run.
     pub async fn log(&self, db: &Db, events: &EventBus, arrival: Arrival<'_>) -> anyhow::Result<Logged> {
         let _serialised = self.lock.lock().await;
-        if let Some(task_id) = &arrival.task_id
+        if let Some(task_id) = &arrival.log.task_id
             && let Some(record) = attendance_store::find_for_task(db, task_id, arrival.user.id).await?
         {
             events.publish(attendance_event(arrival.user, &record)).await?;
             return Ok(Logged::AlreadyByThisTask(record));
         }
-        let since = arrival.timestamp - chrono::Duration::from_std(self.cooldown)?;
+        let since = arrival.log.timestamp - chrono::Duration::from_std(self.cooldown)?;
         if let Some(previous) = attendance_store::latest_since(db, arrival.user.id, since).await? {
             return Ok(Logged::Cooldown { previous: previous.timestamp });
         }
-        let new = NewAttendance {
-            user_id: arrival.user.id,
-            timestamp: arrival.timestamp,
-            camera_id: arrival.camera_id,
-            location: arrival.location,
-            confidence: arrival.confidence,
-            similarity: arrival.similarity,
-            anti_spoof_score: arrival.anti_spoof_score,
-            verification_time: arrival.verification_time,
-            source: arrival.source,
-            task_id: arrival.task_id.clone(),
-            details: arrival.details.to_string(),
-        };
-        let record = match attendance_store::insert(db, new).await? {
+        let record = match attendance_store::insert(db, arrival.user.id, &arrival.log).await? {
             Some(record) => record,
-            None => anyhow::bail!("attendance for task {:?} appeared while it was being logged", arrival.task_id),
+            None => anyhow::bail!("attendance for task {:?} appeared while it was being logged", arrival.log.task_id),
         };
         events.publish(attendance_event(arrival.user, &record)).await?;
         Ok(Logged::New(record))

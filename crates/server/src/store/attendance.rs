@@ -37,9 +37,9 @@ pub struct AttendanceRecord {
     pub details: String,
 }
 
+/// What a new log records about one arrival (whose it is goes beside it).
 #[derive(Debug, Clone)]
 pub struct NewAttendance {
-    pub user_id: i64,
     pub timestamp: DateTime<Utc>,
     pub camera_id: Option<String>,
     pub location: Option<String>,
@@ -50,12 +50,11 @@ pub struct NewAttendance {
     /// `verify`, `bulk_verify`, `webhook` or `manual`.
     pub source: &'static str,
     pub task_id: Option<String>,
-    /// JSON object.
-    pub details: String,
+    pub details: serde_json::Value,
 }
 
-/// Inserts a log. `None` when this task already logged this person (a re-run).
-pub async fn insert(db: &Db, log: NewAttendance) -> StoreResult<Option<AttendanceRecord>> {
+/// Inserts `user_id`'s log. `None` when this task already logged this person (a re-run).
+pub async fn insert(db: &Db, user_id: i64, log: &NewAttendance) -> StoreResult<Option<AttendanceRecord>> {
     let statement = Query::insert()
         .into_table(AttendanceLogs::Table)
         .columns([
@@ -72,17 +71,17 @@ pub async fn insert(db: &Db, log: NewAttendance) -> StoreResult<Option<Attendanc
             AttendanceLogs::Details,
         ])
         .values_panic([
-            log.user_id.into(),
+            user_id.into(),
             log.timestamp.into(),
-            log.camera_id.into(),
-            log.location.into(),
+            log.camera_id.clone().into(),
+            log.location.clone().into(),
             log.confidence.into(),
             log.similarity.into(),
             log.anti_spoof_score.into(),
             log.verification_time.into(),
             log.source.into(),
-            log.task_id.into(),
-            log.details.into(),
+            log.task_id.clone().into(),
+            log.details.to_string().into(),
         ])
         .returning_all()
         .to_owned();

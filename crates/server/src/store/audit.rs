@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_query::{Cond, Expr, Iden, Order, Query};
 
-use super::{Db, StoreResult};
+use super::{Alias, Db, StoreResult};
 
 #[derive(Iden)]
 enum AuditLogs {
@@ -17,11 +17,6 @@ enum AuditLogs {
     Success,
     Severity,
     Details,
-}
-
-#[derive(Iden)]
-enum Alias {
-    Count,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

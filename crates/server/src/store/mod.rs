@@ -228,6 +228,13 @@ impl Db {
     }
 }
 
+/// Column aliases shared by the tables' queries.
+#[derive(sea_query::Iden)]
+pub(super) enum Alias {
+    /// The `COUNT(..)` column that [`Db::count`] reads.
+    Count,
+}
+
 #[derive(sqlx::FromRow)]
 struct Count {
     count: i64,

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_query::{Cond, Expr, Iden, Order, Query};
 
-use super::{Db, StoreResult};
+use super::{Alias, Db, StoreResult};
 
 #[derive(Iden)]
 enum Tasks {
@@ -22,11 +22,6 @@ enum Tasks {
     StartedAt,
     FinishedAt,
     ProcessingMs,
-}
-
-#[derive(Iden)]
-enum Alias {
-    Count,
 }
 
 pub const QUEUED: &str = "queued";

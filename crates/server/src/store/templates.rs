@@ -4,7 +4,7 @@ use chrono::Utc;
 use sea_query::{Expr, Iden, OnConflict, Query};
 
 use super::users::Users;
-use super::{Db, StoreResult};
+use super::{Alias, Db, StoreResult};
 
 #[derive(Iden)]
 enum FaceTemplates {
@@ -102,11 +102,34 @@ pub async fn all_active(db: &Db) -> StoreResult<Vec<SealedTemplate>> {
     db.fetch_all(&statement).await
 }
 
-pub async fn keep_image(db: &Db, user_id: i64, sealed: Vec<u8>) -> StoreResult<()> {
-    let statement = Query::insert()
+/// Replaces a person's kept enrollment photos (sealed) with `sealed`: the photos kept are
+/// always those of the current template, and a re-run of the same enrollment keeps them once.
+pub async fn replace_images(db: &Db, user_id: i64, sealed: Vec<Vec<u8>>) -> StoreResult<()> {
+    let old = Query::delete()
+        .from_table(EnrollmentImages::Table)
+        .and_where(Expr::col(EnrollmentImages::UserId).eq(user_id))
+        .to_owned();
+    db.execute(&old).await?;
+    if sealed.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let mut statement = Query::insert()
         .into_table(EnrollmentImages::Table)
         .columns([EnrollmentImages::UserId, EnrollmentImages::Image, EnrollmentImages::CreatedAt])
-        .values_panic([user_id.into(), sealed.into(), Utc::now().into()])
         .to_owned();
+    for image in sealed {
+        statement.values_panic([user_id.into(), image.into(), now.into()]);
+    }
     db.execute(&statement).await.map(drop)
+}
+
+/// How many enrollment photos are kept for a person.
+pub async fn kept_images(db: &Db, user_id: i64) -> StoreResult<i64> {
+    let statement = Query::select()
+        .expr_as(Expr::col(EnrollmentImages::UserId).count(), Alias::Count)
+        .from(EnrollmentImages::Table)
+        .and_where(Expr::col(EnrollmentImages::UserId).eq(user_id))
+        .to_owned();
+    db.count(&statement).await
 }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_query::{Cond, Expr, Func, Iden, Order, Query, SimpleExpr};
 
-use super::{Db, StoreResult};
+use super::{Alias, Db, StoreResult};
 use crate::domain::users::Role;
 
 #[derive(Iden)]
@@ -155,11 +155,6 @@ pub async fn list(db: &Db, filter: &UserFilter, limit: u64, offset: u64) -> Stor
         .cond_where(condition)
         .to_owned();
     Ok((db.fetch_all(&page).await?, db.count(&count).await?))
-}
-
-#[derive(Iden)]
-enum Alias {
-    Count,
 }
 
 fn filter_condition(filter: &UserFilter) -> Cond {

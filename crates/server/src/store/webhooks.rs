@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_query::{Cond, Expr, Iden, OnConflict, Order, Query};
 
-use super::{Db, StoreResult};
+use super::{Alias, Db, StoreResult};
 
 #[derive(Iden)]
 enum Webhooks {
@@ -35,11 +35,6 @@ enum WebhookDeliveries {
     LastError,
     CreatedAt,
     DeliveredAt,
-}
-
-#[derive(Iden)]
-enum Alias {
-    Count,
 }
 
 /// Waiting for its first or next attempt.

@@ -116,6 +116,30 @@ async fn photos_with_two_faces_or_none_are_rejected_with_a_reason() {
     assert_eq!(result["template_created"], false);
 }
 
+/// With `keep_enrollment_images`, the photos kept (sealed) are those the current template
+/// was made from: refused photos are not kept, a re-enrollment replaces them, and erasing
+/// the template erases them.
+#[tokio::test]
+async fn kept_enrollment_photos_follow_the_template() {
+    let app = spawn_face_app_with(|config| config.keep_enrollment_images = true).await;
+    let user = app.create_user("OBAMA", "faculty", "Government").await;
+    let db = rollcall_server::store::Db::connect(&app.database_url).await.unwrap();
+    let kept = || rollcall_server::store::templates::kept_images(&db, user.id);
+
+    let (_, none) = two_faces_and_no_face();
+    let body = json!({"employee_id": "OBAMA", "images": [photo("obama.jpg"), none, photo("obama2.jpg")]});
+    let result = run_task(&app, "/face/enroll/", &app.admin_token, body).await["result"].clone();
+    assert_eq!(result["template_created"], true, "{result}");
+    assert_eq!(kept().await.unwrap(), 2, "the photo without a face is not kept");
+
+    enroll(&app, "OBAMA", &["obama3.jpg"]).await;
+    assert_eq!(kept().await.unwrap(), 1, "a re-enrollment replaces the kept photos");
+
+    let erase = app.request(Method::DELETE, "/face/templates/OBAMA/", Some(&app.admin_token), None).await;
+    assert_eq!(erase.status(), StatusCode::NO_CONTENT);
+    assert_eq!(kept().await.unwrap(), 0);
+}
+
 #[tokio::test]
 async fn erased_and_deactivated_people_are_no_longer_recognised() {
     let app = spawn_face_app().await;

@@ -63,9 +63,8 @@ pub(super) async fn run(state: &AppState, task: &Task) -> Result<Value, TaskFail
         }));
     };
     store_template(state, user.id, &template).await?;
-    if state.config.keep_enrollment_images {
-        keep_images(state, user.id, task).await?;
-    }
+    let used: Vec<usize> = reports.iter().filter(|r| r.accepted).map(|r| r.index).collect();
+    keep_photos_used(state, user.id, task, &used).await?;
     state.face.remember(user.id, &template);
     let event = Event {
         kind: EventKind::EnrollmentCompleted,
@@ -161,14 +160,17 @@ async fn store_template(state: &AppState, user_id: i64, template: &Template) -> 
     templates::upsert(&state.db, user_id, sealed, count).await.map_err(|e| TaskFailure::retryable(e.to_string()))
 }
 
-async fn keep_images(state: &AppState, user_id: i64, task: &Task) -> Result<(), TaskFailure> {
-    let request: EnrollRequest = decode_payload(task)?;
-    for image in request.images {
-        let bytes = rollcall_face::decode::base64_payload(&image)
-            .unwrap_or_else(|_| base64::engine::general_purpose::STANDARD.decode(&image).unwrap_or_default());
-        templates::keep_image(&state.db, user_id, state.sealer.seal(&bytes))
-            .await
-            .map_err(|e| TaskFailure::retryable(e.to_string()))?;
+/// Keeps the photos the new template was made from (sealed), when the deployment keeps
+/// enrollment photos; either way the photos of an earlier template go with it.
+async fn keep_photos_used(state: &AppState, user_id: i64, task: &Task, used: &[usize]) -> Result<(), TaskFailure> {
+    let mut sealed = Vec::new();
+    if state.config.keep_enrollment_images {
+        let request: EnrollRequest = decode_payload(task)?;
+        for (_, image) in request.images.iter().enumerate().filter(|(index, _)| used.contains(index)) {
+            let bytes = rollcall_face::decode::base64_payload(image)
+                .unwrap_or_else(|_| base64::engine::general_purpose::STANDARD.decode(image).unwrap_or_default());
+            sealed.push(state.sealer.seal(&bytes));
+        }
     }
-    Ok(())
+    templates::replace_images(&state.db, user_id, sealed).await.map_err(|e| TaskFailure::retryable(e.to_string()))
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{FaceBox, blocking, decode_payload, round4};
 use crate::app::AppState;
-use crate::domain::attendance::{Arrival, Logged};
+use crate::domain::attendance::{Arrival, Logged, NewAttendance};
 use crate::events::{Event, EventKind};
 use crate::queue::{Task, TaskFailure};
 use crate::store::incidents::{self, NewIncident};
@@ -211,8 +211,7 @@ async fn log_arrival(
     similarity: Option<f32>,
     anti_spoof_score: Option<f32>,
 ) -> Result<Logged, TaskFailure> {
-    let arrival = Arrival {
-        user,
+    let log = NewAttendance {
         timestamp: context.captured_at,
         camera_id: context.camera_id.map(str::to_owned),
         location: context.location.map(str::to_owned),
@@ -224,6 +223,7 @@ async fn log_arrival(
         task_id: Some(context.task_id.to_owned()),
         details: json!({}),
     };
+    let arrival = Arrival { user, log };
     Ok(state.attendance.log(&state.db, &state.events, arrival).await?)
 }
 
