@@ -88,6 +88,18 @@ pub struct Submitted {
 pub struct TaskStatusBody {
     pub task_id: String,
     pub status: String,
+    /// When `completed`. A verification: `recognized`, `employee_id`, `name`,
+    /// `similarity_score` (cosine to the closest person), `margin` (over the second
+    /// closest), `similarity_threshold` (the operating point for the current number of
+    /// enrolled people), `confidence` (estimated probability that the closest person is
+    /// the one in the photo; see docs/ACCURACY.md), `is_live`, `anti_spoof_score`,
+    /// `quality_score`, `face_box`, `attendance_logged`, `attendance_id`, `timestamp`, and
+    /// when not recognised or not logged a `reason`: `no_face`, `multiple_faces`,
+    /// `low_quality` (with `reason_detail.issues`: `too_small`, `blurry`, `too_dark`,
+    /// `overexposed`, `turned_away`, `cut_off`), `spoof`, `nobody_enrolled`,
+    /// `not_recognised`, `ambiguous_match`, `cooldown`. A bulk verification: `frames` with
+    /// those fields per face. An enrollment: `success`, `template_created`, and `images`
+    /// with each photo's `accepted` and `reason`.
     #[schema(value_type = Option<Object>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,

@@ -123,7 +123,10 @@ pub(super) async fn run_verify(state: &AppState, task: &Task) -> Result<Value, T
     if decided.is_spoof() {
         report_spoof(state, &context, &decided).await?;
     }
-    face_result(state, &context, &decided, &mut HashSet::new()).await
+    let mut result = face_result(state, &context, &decided, &mut HashSet::new()).await?;
+    // The operating point this decision was taken at (it follows the gallery's size).
+    result["similarity_threshold"] = json!(round4(rule.threshold.get()));
+    Ok(result)
 }
 
 struct Context<'a> {
