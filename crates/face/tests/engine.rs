@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 use image::{ImageFormat, RgbImage};
 use rollcall_face::decode::{self, DecodeOptions};
 use rollcall_face::{
-    Decision, DecodedImage, EngineConfig, Error, ExactIndex, FaceEngine, FaceIndex, FaceRejection, Fusion,
-    Identification, Template,
+    BackendChoice, Decision, DecodedImage, EngineConfig, Error, ExactIndex, FaceEngine, FaceIndex, FaceRejection,
+    Fusion, Identification, Template,
 };
 
 fn manifest_relative(rel: &str) -> PathBuf {
@@ -89,12 +89,37 @@ fn same_person_above_threshold_and_different_people_below() {
     assert!(o2.cosine(&b) < t && o3.cosine(&b) < t);
 }
 
+/// The default backend: ONNX Runtime where `make models` fetched it, else tract.
 #[test]
 fn agrees_with_opencv_reference() {
+    agrees_with_opencv(engine());
+}
+
+#[test]
+fn agrees_with_opencv_reference_on_tract() {
+    static TRACT: OnceLock<FaceEngine> = OnceLock::new();
+    let engine = TRACT.get_or_init(|| {
+        let config =
+            EngineConfig { anti_spoof: false, backend: BackendChoice::Tract, ..EngineConfig::new(models_dir()) };
+        FaceEngine::load(&config).expect("engine loads")
+    });
+    assert_eq!(engine.backend_name(), "tract");
+    agrees_with_opencv(engine);
+}
+
+#[test]
+fn onnxruntime_is_the_default_where_its_library_was_fetched() {
+    let fetched = models_dir().join(rollcall_face::backend::ONNXRUNTIME_LIBRARY_FILE).is_file();
+    assert_eq!(engine().backend_name(), if fetched { "onnxruntime" } else { "tract" });
+    let config = EngineConfig { backend: BackendChoice::Onnxruntime, ..EngineConfig::new("/nonexistent") };
+    assert!(matches!(FaceEngine::load(&config), Err(Error::ModelMissing { .. })));
+}
+
+fn agrees_with_opencv(engine: &FaceEngine) {
     let g = golden();
     let mut embeddings = std::collections::HashMap::new();
     for (name, expected) in g["images"].as_object().unwrap() {
-        let faces = engine().analyze(&photo(name)).unwrap();
+        let faces = engine.analyze(&photo(name)).unwrap();
         let expected_faces = expected["faces"].as_array().unwrap();
         assert_eq!(faces.len(), expected_faces.len(), "{name}: face count");
         let (f, e) = (&faces[0], &expected_faces[0]);

@@ -98,6 +98,7 @@ fn face_service(config: &Config, engine: Option<Arc<FaceEngine>>) -> anyhow::Res
             let service = FaceService::new(rule);
             let mut engine_config = EngineConfig::new(config.models_dir());
             engine_config.anti_spoof_threshold = Some(config.anti_spoof_threshold);
+            engine_config.backend = config.inference_backend;
             engine_config.decision = rule;
             service.start_loading(engine_config);
             service

@@ -52,6 +52,7 @@ pub struct Config {
     pub task_lease_secs: u64,
     pub task_max_queue_depth: u64,
     pub task_wait_timeout_secs: u64,
+    pub inference_backend: rollcall_face::BackendChoice,
     pub anti_spoof_threshold: f32,
     /// Strangers accepted as someone, per stranger probe: the threshold is derived from it
     /// and the gallery size (see docs/ACCURACY.md).

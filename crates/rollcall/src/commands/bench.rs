@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use rollcall_face::{EngineConfig, FaceEngine, quality};
+use rollcall_face::{FaceEngine, quality};
+
+use super::engine_args::EngineArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -34,12 +36,8 @@ pub struct Args {
     /// Worker threads sharing one engine (the server runs several).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// Directory with the model files (`make models`).
-    #[arg(long, env = "ROLLCALL_MODELS_DIR", default_value = "data/models")]
-    pub models: PathBuf,
-    /// Skip anti-spoofing.
-    #[arg(long)]
-    pub no_anti_spoof: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -109,9 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             http::Load { server: server.clone(), api_key, requests: args.requests, concurrency: args.concurrency };
         return http::run(&load, &photos, args.json);
     }
-    let mut config = EngineConfig::new(&args.models);
-    config.anti_spoof = !args.no_anti_spoof;
-    let engine = FaceEngine::load(&config).context("loading the face models (run `make models`)")?;
+    let engine = args.engine.load()?;
     // Warm-up pass: prepares the detector for each input size.
     let mut warm = Stages::default();
     for (path, bytes) in &photos {
@@ -166,7 +162,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "iterations": iterations,
             "threads": threads,
             "backend": engine.backend_name(),
-            "anti_spoof": config.anti_spoof,
+            "anti_spoof": !args.engine.no_anti_spoof,
             "images_processed": processed,
             "faces_processed": total.faces,
             "wall_seconds": wall,
@@ -180,7 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "{} photos × {iterations} iterations on {threads} thread(s), backend {}, anti-spoof {}",
             photos.len(),
             engine.backend_name(),
-            if config.anti_spoof { "on" } else { "off" }
+            if args.engine.no_anti_spoof { "off" } else { "on" }
         );
         println!("{processed} images ({} faces) in {wall:.2} s: {images_per_second:.2} images/s", total.faces);
         println!(

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use rollcall_face::eval::{self, PairsReport, ThresholdMetrics};
 use rollcall_face::identify_eval::{self, IdentifyReport, Outcome, Settings};
-use rollcall_face::{CalibrationCurve, EngineConfig, FaceEngine, Fusion, OpenSetPolicy};
+use rollcall_face::{CalibrationCurve, Fusion, OpenSetPolicy};
+
+use super::engine_args::EngineArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,12 +21,8 @@ pub struct Args {
     /// Similarity threshold to report accuracy at (default: the engine's, 0.363).
     #[arg(long)]
     pub threshold: Option<f32>,
-    /// Directory with the model files (`make models`).
-    #[arg(long, env = "ROLLCALL_MODELS_DIR", default_value = "data/models")]
-    pub models: PathBuf,
-    /// Skip anti-spoofing (it does not change the scores, only the time per photo).
-    #[arg(long)]
-    pub no_anti_spoof: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -76,11 +74,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if pairs.is_empty() {
         bail!("{} lists no pairs", pairs_path.display());
     }
-    let mut config = EngineConfig::new(&args.models);
-    config.anti_spoof = !args.no_anti_spoof;
-    let threshold = args.threshold.unwrap_or(config.decision.threshold.get());
+    let threshold = args.threshold.unwrap_or(args.engine.config().decision.threshold.get());
     rollcall_face::Threshold::new(threshold)?;
-    let engine = FaceEngine::load(&config).context("loading the face models (run `make models`)")?;
+    let engine = args.engine.load()?;
     let report = eval::evaluate_pairs(&engine, &pairs, &images, threshold)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -146,12 +142,10 @@ fn run_identify(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
         fusion: args.fusion.unwrap_or(defaults.fusion),
         policy,
         fixed_threshold: args.threshold,
-        anti_spoof_gate: !args.no_anti_spoof,
+        anti_spoof_gate: !args.engine.no_anti_spoof,
         ..defaults
     };
-    let mut config = EngineConfig::new(&args.models);
-    config.anti_spoof = !args.no_anti_spoof;
-    let engine = FaceEngine::load(&config).context("loading the face models (run `make models`)")?;
+    let engine = args.engine.load()?;
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let report = identify_eval::evaluate_identify(&engine, dir, &settings, args.max_false_accept_rate, threads)
         .with_context(|| format!("evaluating {}", dir.display()))?;

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod bench;
+mod engine_args;
 pub mod eval;
 pub mod migrate;
 pub mod serve;

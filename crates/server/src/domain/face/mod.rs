@@ -101,8 +101,9 @@ impl FaceService {
                 tracing::error!(models_dir = %config.models_dir.display(), "{message}");
                 message
             });
-            if loaded.is_ok() {
-                tracing::info!(duration_ms = started.elapsed().as_millis() as u64, "face engine loaded");
+            if let Ok(engine) = &loaded {
+                let duration_ms = started.elapsed().as_millis() as u64;
+                tracing::info!(duration_ms, backend = engine.backend_name(), "face engine loaded");
             }
             let _ = slot.set(loaded);
         });
