@@ -1,4 +1,5 @@
-//! Per-stage cost of the face pipeline on one 640×480 portrait, one thread.
+//! Per-stage cost of the face pipeline on one 640×480 portrait, one thread, on each
+//! inference backend in the same run (ONNX Runtime only where `make models` fetched it).
 //!
 //! What the numbers should show: detect + align + embed + anti-spoof well under the 60 ms
 //! single-core target for a 640×480 photo, with embedding (SFace) the largest share and
@@ -10,10 +11,19 @@ use std::hint::black_box;
 use std::io::Cursor;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use rollcall_face::quality;
+use rollcall_face::{BackendChoice, quality};
 
 fn stages(c: &mut Criterion) {
-    let engine = common::engine(true);
+    let mut backends = vec![BackendChoice::Tract];
+    if common::models_dir().join(rollcall_face::backend::ONNXRUNTIME_LIBRARY_FILE).is_file() {
+        backends.push(BackendChoice::Onnxruntime);
+    }
+    for backend in backends {
+        stages_on(c, common::engine(true, backend));
+    }
+}
+
+fn stages_on(c: &mut Criterion, engine: rollcall_face::FaceEngine) {
     let photo = common::photo_640x480(&engine);
     let mut jpeg = Vec::new();
     photo.rgb().write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
@@ -21,7 +31,7 @@ fn stages(c: &mut Criterion) {
     let aligned = engine.align(&photo, &detection).unwrap();
     let anti_spoof = engine.anti_spoof().expect("anti-spoof enabled");
 
-    let mut g = c.benchmark_group("face_640x480");
+    let mut g = c.benchmark_group(format!("face_640x480_{}", engine.backend_name()));
     g.sample_size(30);
     g.bench_function("decode_jpeg", |b| b.iter(|| engine.decode(black_box(&jpeg)).unwrap()));
     g.bench_function("detect", |b| b.iter(|| engine.detect(black_box(&photo)).unwrap()));

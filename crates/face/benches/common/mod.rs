@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use rollcall_face::{DecodedImage, EngineConfig, FaceEngine};
+use rollcall_face::{BackendChoice, DecodedImage, EngineConfig, FaceEngine};
 
 fn manifest_relative(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -26,8 +26,8 @@ pub fn fixture_bytes(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{} ({e}): run `make fixtures`", path.display()))
 }
 
-pub fn engine(anti_spoof: bool) -> FaceEngine {
-    let config = EngineConfig { anti_spoof, ..EngineConfig::new(models_dir()) };
+pub fn engine(anti_spoof: bool, backend: BackendChoice) -> FaceEngine {
+    let config = EngineConfig { anti_spoof, backend, ..EngineConfig::new(models_dir()) };
     FaceEngine::load(&config).expect("engine loads")
 }
 
