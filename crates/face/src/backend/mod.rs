@@ -73,7 +73,7 @@ pub trait Backend: Send + Sync + Debug {
 #[serde(rename_all = "snake_case")]
 pub enum BackendChoice {
     /// ONNX Runtime when its library ([`ONNXRUNTIME_LIBRARY_FILE`]) is in the models
-    /// directory, else tract.
+    /// directory and loads on this machine, else tract.
     #[default]
     Auto,
     /// tract, pure Rust.
@@ -92,8 +92,12 @@ impl BackendChoice {
         let library = models_dir.join(ONNXRUNTIME_LIBRARY_FILE);
         match self {
             BackendChoice::Tract => Ok(Arc::new(TractBackend)),
-            BackendChoice::Auto if !library.is_file() => Ok(Arc::new(TractBackend)),
-            BackendChoice::Auto | BackendChoice::Onnxruntime => Ok(Arc::new(OnnxRuntimeBackend::load(&library)?)),
+            BackendChoice::Auto => match OnnxRuntimeBackend::load(&library) {
+                Ok(onnxruntime) => Ok(Arc::new(onnxruntime)),
+                // Missing, or built for another platform: tract runs everywhere.
+                Err(_) => Ok(Arc::new(TractBackend)),
+            },
+            BackendChoice::Onnxruntime => Ok(Arc::new(OnnxRuntimeBackend::load(&library)?)),
         }
     }
 }
@@ -149,6 +153,18 @@ mod tests {
     fn missing_file_is_model_missing() {
         let r = TractBackend.load_onnx(Path::new("/nonexistent/model.onnx"), &[vec![1]]);
         assert!(matches!(r, Err(Error::ModelMissing { .. })));
+    }
+
+    #[test]
+    fn auto_falls_back_to_tract_when_onnxruntime_cannot_load() {
+        let dir = std::env::temp_dir().join(format!("rollcall-backend-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(BackendChoice::Auto.resolve(&dir).unwrap().name(), "tract", "no library");
+        assert!(matches!(BackendChoice::Onnxruntime.resolve(&dir), Err(Error::ModelMissing { .. })));
+        std::fs::write(dir.join(ONNXRUNTIME_LIBRARY_FILE), b"not a shared library").unwrap();
+        assert_eq!(BackendChoice::Auto.resolve(&dir).unwrap().name(), "tract", "unloadable library");
+        assert!(matches!(BackendChoice::Onnxruntime.resolve(&dir), Err(Error::Model(_))));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
