@@ -309,6 +309,32 @@ async fn templates_are_encrypted_at_rest() {
     assert!(!json!(tasks).to_string().contains("base64"), "photos never reach the audit log");
 }
 
+/// A calibration curve measured on the deployer's photos (`calibration_curve`) sets the
+/// operating point: here one where strangers score higher, so the threshold rises.
+#[tokio::test]
+async fn a_configured_calibration_curve_sets_the_threshold() {
+    use rollcall_face::{CalibrationCurve, OpenSetPolicy};
+
+    let mut looser = CalibrationCurve::shipped().clone();
+    looser.impostor_far.iter_mut().for_each(|f| *f = (*f * 20.0).min(1.0));
+    looser.tail[0] += 20f64.ln();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("curve.json");
+    std::fs::write(&path, serde_json::to_string(&looser).unwrap()).unwrap();
+    let app = spawn_face_app_with(|config| config.calibration_curve = Some(path.clone())).await;
+    app.create_user("OBAMA", "faculty", "Government").await;
+    enroll(&app, "OBAMA", &["obama.jpg", "obama2.jpg"]).await;
+
+    let result = verify(&app, &app.admin_token, "obama3.jpg").await;
+    let threshold = result["similarity_threshold"].as_f64().unwrap();
+    let curve: &'static CalibrationCurve = Box::leak(Box::new(looser));
+    let own = OpenSetPolicy { curve, ..OpenSetPolicy::default() }.rule_for_gallery(1).threshold.get();
+    let shipped = OpenSetPolicy::default().rule_for_gallery(1).threshold.get();
+    assert!(own > shipped + 0.01, "the measured curve is stricter: {own} vs {shipped}");
+    assert!((threshold - f64::from(own)).abs() < 1e-3, "{result}");
+    assert_eq!(result["recognized"], true, "{result}");
+}
+
 /// Verify and bulk-verify decide exactly as the engine's identify path (what
 /// `rollcall eval --identify` runs) with the same gallery-aware rule.
 #[tokio::test]
