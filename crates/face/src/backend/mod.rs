@@ -58,7 +58,7 @@ pub trait InferenceModel: Send + Sync + Debug {
 
 /// Loads models for one inference runtime.
 pub trait Backend: Send + Sync + Debug {
-    /// Short name for logs and benchmarks (`"tract"`).
+    /// Short name for logs and benchmarks (`"tract"`, `"onnxruntime"`).
     fn name(&self) -> &'static str;
 
     /// Loads an ONNX file with its inputs fixed to `input_shapes` and prepares it to run.
@@ -121,21 +121,25 @@ fn proto_with_input_shapes(path: &Path, input_shapes: &[Vec<usize>]) -> Result<p
     let initializers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
     let inputs = graph.input.iter_mut().filter(|i| !initializers.contains(i.name.as_str()));
     for (input, shape) in inputs.zip(input_shapes) {
-        let dims = shape
-            .iter()
-            .map(|&d| pb::tensor_shape_proto::Dimension {
-                value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(d as i64)),
-                ..Default::default()
-            })
-            .collect();
-        let tensor = pb::type_proto::Tensor {
-            elem_type: pb::tensor_proto::DataType::Float as i32,
-            shape: Some(pb::TensorShapeProto { dim: dims }),
-        };
-        input.r#type =
-            Some(pb::TypeProto { value: Some(pb::type_proto::Value::TensorType(tensor)), ..Default::default() });
+        input.r#type = Some(float_tensor_type(shape));
     }
     Ok(proto)
+}
+
+/// The ONNX type of an `f32` tensor of exactly `shape`.
+fn float_tensor_type(shape: &[usize]) -> pb::TypeProto {
+    let dim = shape
+        .iter()
+        .map(|&d| pb::tensor_shape_proto::Dimension {
+            value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(d as i64)),
+            ..Default::default()
+        })
+        .collect();
+    let tensor = pb::type_proto::Tensor {
+        elem_type: pb::tensor_proto::DataType::Float as i32,
+        shape: Some(pb::TensorShapeProto { dim }),
+    };
+    pb::TypeProto { value: Some(pb::type_proto::Value::TensorType(tensor)), ..Default::default() }
 }
 
 #[cfg(test)]
