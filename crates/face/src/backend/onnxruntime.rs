@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
-use ort::value::Tensor;
+use ort::value::TensorRef;
 use prost::Message as _;
 
 use super::{Backend, InferenceModel, NdTensor, proto_with_input_shapes};
@@ -102,8 +102,9 @@ impl OnnxRuntimeModel {
             .iter()
             .zip(&self.input_names)
             .map(|(t, name)| {
-                let tensor = Tensor::from_array((t.shape.clone(), t.data.clone())).map_err(ort_error("input"))?;
-                Ok((name.as_str(), tensor.into_dyn()))
+                let tensor =
+                    TensorRef::from_array_view((t.shape.clone(), t.data.as_slice())).map_err(ort_error("input"))?;
+                Ok((name.as_str(), tensor))
             })
             .collect::<Result<Vec<_>>>()?;
         let outputs = session.run(values).map_err(ort_error("inference"))?;

@@ -1,6 +1,5 @@
 //! Enrollment: turn 1–10 photos of a person into an encrypted template.
 
-use base64::Engine as _;
 use rollcall_face::{EnrollOutcome, FaceRejection, Template};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -48,7 +47,8 @@ pub(super) async fn run(state: &AppState, task: &Task) -> Result<Value, TaskFail
     let engine = state.face.engine()?;
     let images = request.images;
     let quality_check = request.quality_check;
-    let (reports, template, detected) = blocking(move || analyse(&engine, &images, quality_check)).await??;
+    let (analysed, images) = blocking(move || (analyse(&engine, &images, quality_check), images)).await?;
+    let (reports, template, detected) = analysed?;
 
     let quality_scores: Vec<f64> = reports.iter().filter_map(|r| r.quality_score).collect();
     let accepted = reports.iter().filter(|r| r.accepted).count();
@@ -63,8 +63,8 @@ pub(super) async fn run(state: &AppState, task: &Task) -> Result<Value, TaskFail
         }));
     };
     store_template(state, user.id, &template).await?;
-    let used: Vec<usize> = reports.iter().filter(|r| r.accepted).map(|r| r.index).collect();
-    keep_photos_used(state, user.id, task, &used).await?;
+    let used = reports.iter().filter(|r| r.accepted).filter_map(|r| images.get(r.index));
+    keep_photos_used(state, user.id, used).await?;
     state.face.remember(user.id, &template);
     let event = Event {
         kind: EventKind::EnrollmentCompleted,
@@ -162,15 +162,18 @@ async fn store_template(state: &AppState, user_id: i64, template: &Template) -> 
 
 /// Keeps the photos the new template was made from (sealed), when the deployment keeps
 /// enrollment photos; either way the photos of an earlier template go with it.
-async fn keep_photos_used(state: &AppState, user_id: i64, task: &Task, used: &[usize]) -> Result<(), TaskFailure> {
-    let mut sealed = Vec::new();
-    if state.config.keep_enrollment_images {
-        let request: EnrollRequest = decode_payload(task)?;
-        for (_, image) in request.images.iter().enumerate().filter(|(index, _)| used.contains(index)) {
-            let bytes = rollcall_face::decode::base64_payload(image)
-                .unwrap_or_else(|_| base64::engine::general_purpose::STANDARD.decode(image).unwrap_or_default());
-            sealed.push(state.sealer.seal(&bytes));
-        }
-    }
+async fn keep_photos_used<'a>(
+    state: &AppState,
+    user_id: i64,
+    used: impl Iterator<Item = &'a String>,
+) -> Result<(), TaskFailure> {
+    let sealed = if state.config.keep_enrollment_images {
+        // Every used photo was decoded from this payload already.
+        used.filter_map(|image| rollcall_face::decode::base64_payload(image).ok())
+            .map(|bytes| state.sealer.seal(&bytes))
+            .collect()
+    } else {
+        Vec::new()
+    };
     templates::replace_images(&state.db, user_id, sealed).await.map_err(|e| TaskFailure::retryable(e.to_string()))
 }
