@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::crypto::Sealer;
 use crate::domain::attendance::AttendanceDesk;
 use crate::domain::auth::{self, Authenticator};
-use crate::domain::face::FaceService;
+use crate::domain::face::{FaceService, FaceTasks};
 use crate::domain::users::{Email, NewPassword, Role};
 use crate::events::EventBus;
 use crate::limiter::memory::InProcessLimiter;
@@ -21,7 +21,7 @@ use crate::limiter::{Category, Quota, RateLimiter};
 use crate::queue::TaskQueue;
 use crate::queue::embedded::EmbeddedQueue;
 use crate::store::{self, Db};
-use crate::webhooks::{Wakeup, WebhookOutbox};
+use crate::webhooks::{DelivererParts, Wakeup, WebhookOutbox};
 use rollcall_face::{CalibrationCurve, EngineConfig, FaceEngine, ThresholdRule};
 
 pub struct App {
@@ -31,8 +31,8 @@ pub struct App {
     pub limiter: Arc<dyn RateLimiter>,
     /// Encrypts biometric data and secrets at rest.
     pub sealer: Sealer,
-    pub events: EventBus,
-    pub attendance: AttendanceDesk,
+    pub events: Arc<EventBus>,
+    pub attendance: Arc<AttendanceDesk>,
     /// Cancelled when the server begins to shut down: background tasks and live streams stop.
     pub shutdown: CancellationToken,
     /// Wakes the webhook deliverer when a delivery is queued.
@@ -73,8 +73,9 @@ impl App {
         bootstrap_admin(&db, &config).await?;
         let sealer = data_sealer(&config)?;
         let webhook_wakeup = Wakeup::default();
-        let events = EventBus::new(vec![Arc::new(WebhookOutbox::new(db.clone(), webhook_wakeup.clone()))]);
-        let attendance = AttendanceDesk::new(std::time::Duration::from_secs(config.attendance_cooldown_secs));
+        let events = Arc::new(EventBus::new(vec![Arc::new(WebhookOutbox::new(webhook_wakeup.clone()))]));
+        let cooldown = std::time::Duration::from_secs(config.attendance_cooldown_secs);
+        let attendance = Arc::new(AttendanceDesk::new(db.clone(), events.clone(), cooldown));
         let shutdown = CancellationToken::new();
         let face = Arc::new(face_service(&config, engine)?);
         let enrolled = face.load_index(&db, &sealer).await.context("cannot load the enrolled faces")?;
@@ -87,6 +88,29 @@ impl App {
             config.task_max_queue_depth,
         ));
         Ok(Self { config, db, auth, limiter, sealer, events, attendance, shutdown, webhook_wakeup, face, queue })
+    }
+
+    /// The face tasks' runner, with the pieces it uses.
+    pub fn face_tasks(&self) -> FaceTasks {
+        FaceTasks {
+            db: self.db.clone(),
+            face: self.face.clone(),
+            sealer: self.sealer.clone(),
+            events: self.events.clone(),
+            attendance: self.attendance.clone(),
+            keep_enrollment_images: self.config.keep_enrollment_images,
+        }
+    }
+
+    /// The webhook deliverer's pieces.
+    pub fn deliverer_parts(&self) -> DelivererParts {
+        DelivererParts {
+            db: self.db.clone(),
+            sealer: self.sealer.clone(),
+            wakeup: self.webhook_wakeup.clone(),
+            retry_base: std::time::Duration::from_millis(self.config.webhook_retry_base_ms),
+            max_attempts: self.config.webhook_max_attempts,
+        }
     }
 }
 

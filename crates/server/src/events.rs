@@ -1,12 +1,14 @@
 //! Domain events (`attendance_logged`, `spoofing_detected`, `enrollment_completed`):
-//! published once by the code that caused them, handed to durable sinks (the webhook
-//! outbox) and broadcast live (Server-Sent Events).
+//! recorded by the code that caused them in the same transaction as the change itself
+//! (the webhook outbox), and broadcast live (Server-Sent Events) once it has committed.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
+
+use crate::store::Tx;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
@@ -52,13 +54,17 @@ impl Event {
     }
 }
 
-/// A durable consumer of events, written to before the event is considered published.
+/// A durable consumer of events: it records them in the transaction that made them
+/// happen, so an event exists exactly when the change it reports does.
 #[async_trait::async_trait]
 pub trait EventSink: Send + Sync {
-    async fn accept(&self, event: &Event) -> anyhow::Result<()>;
+    async fn record(&self, tx: &Tx, event: &Event) -> anyhow::Result<()>;
+    /// The transaction that recorded events committed (e.g. wake a deliverer).
+    fn committed(&self) {}
 }
 
-/// Fans events out to the durable sinks, then to live subscribers.
+/// Hands events to the durable sinks inside a transaction, then, once it has committed,
+/// to live subscribers.
 pub struct EventBus {
     sinks: Vec<Arc<dyn EventSink>>,
     live: broadcast::Sender<Event>,
@@ -72,18 +78,23 @@ impl EventBus {
         Self { sinks, live: broadcast::channel(Self::LIVE_BUFFER).0 }
     }
 
-    /// Hands the event to every durable sink; a sink that fails is reported to the caller
-    /// (the task that caused the event retries), and live subscribers get it either way.
-    pub async fn publish(&self, event: Event) -> anyhow::Result<()> {
-        let mut first_error = None;
+    /// Records `event` in every durable sink, as part of `tx`. Nothing is sent until
+    /// [`EventBus::announce`] after the commit.
+    pub async fn record(&self, tx: &Tx, event: &Event) -> anyhow::Result<()> {
         for sink in &self.sinks {
-            if let Err(error) = sink.accept(&event).await {
-                tracing::error!(event = event.kind.as_str(), error = %error, "an event sink failed");
-                first_error.get_or_insert(error);
-            }
+            sink.record(tx, event).await?;
         }
-        let _ = self.live.send(event);
-        first_error.map_or(Ok(()), Err)
+        Ok(())
+    }
+
+    /// Tells sinks and live subscribers about events whose transaction has committed.
+    pub fn announce(&self, events: impl IntoIterator<Item = Event>) {
+        for sink in &self.sinks {
+            sink.committed();
+        }
+        for event in events {
+            let _ = self.live.send(event);
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {

@@ -51,12 +51,14 @@ pub async fn run_with_engine(
     let state = AppState(Arc::new(app));
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
     let address = listener.local_addr().context("listener has no address")?;
-    let deliverer = tokio::spawn(webhooks::run_deliverer(state.clone()));
+    let deliverer = tokio::spawn(webhooks::run_deliverer(state.deliverer_parts(), state.shutdown.clone()));
+    let lease = Duration::from_secs(state.config.task_lease_secs.max(1));
+    let sweeper = queue::worker::spawn_sweeper(state.queue.clone(), lease, state.shutdown.clone());
     let workers = queue::worker::spawn_workers(
         state.queue.clone(),
-        Arc::new(domain::face::FaceTasks { state: state.clone() }),
+        Arc::new(state.face_tasks()),
         state.config.task_workers(),
-        Duration::from_secs(state.config.task_lease_secs.max(1)),
+        lease,
         state.shutdown.clone(),
     );
     tracing::info!(%address, database = state.db.backend_name(), "rollcall is listening");
@@ -85,6 +87,7 @@ pub async fn run_with_engine(
     if tokio::time::timeout(timeout, futures::future::join_all(workers)).await.is_err() {
         tracing::warn!("task workers did not finish in time; their tasks will run again");
     }
+    sweeper.abort();
     if tokio::time::timeout(timeout, deliverer).await.is_err() {
         tracing::warn!("the webhook deliverer did not stop in time");
     }

@@ -19,11 +19,13 @@ use sha2::Sha256;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use crate::app::AppState;
+use tokio_util::sync::CancellationToken;
+
+use crate::crypto::Sealer;
 use crate::domain::users::Invalid;
 use crate::events::{Event, EventKind, EventSink};
-use crate::store::Db;
 use crate::store::webhooks::{self as webhook_store, DeliveryRecord, Outcome};
+use crate::store::{Db, Tx};
 
 /// Longest a receiver may take to answer one delivery.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -113,21 +115,20 @@ pub fn backoff(base: Duration, attempts: u32) -> Duration {
 /// event's kind. Idempotent per (webhook, event key), so an event published again after
 /// a crash is not sent twice.
 pub struct WebhookOutbox {
-    db: Db,
     wakeup: Wakeup,
 }
 
 impl WebhookOutbox {
-    pub fn new(db: Db, wakeup: Wakeup) -> Self {
-        Self { db, wakeup }
+    pub fn new(wakeup: Wakeup) -> Self {
+        Self { wakeup }
     }
 }
 
 #[async_trait::async_trait]
 impl EventSink for WebhookOutbox {
-    async fn accept(&self, event: &Event) -> anyhow::Result<()> {
+    async fn record(&self, tx: &Tx, event: &Event) -> anyhow::Result<()> {
         let kind = event.kind.as_str();
-        let subscribers: Vec<i64> = webhook_store::list_active(&self.db)
+        let subscribers: Vec<i64> = webhook_store::list_active(tx)
             .await?
             .into_iter()
             .filter(|webhook| webhook.subscribes_to(kind))
@@ -137,26 +138,37 @@ impl EventSink for WebhookOutbox {
             return Ok(());
         }
         let payload = serde_json::to_string(&event.body())?;
-        let queued = webhook_store::enqueue(&self.db, &subscribers, kind, &event.key, &payload).await?;
-        if queued > 0 {
-            tracing::debug!(event = kind, webhook.deliveries = queued, "queued webhook deliveries");
-            self.wakeup.notify_one();
-        }
+        let queued = webhook_store::enqueue(tx, &subscribers, kind, &event.key, &payload).await?;
+        tracing::debug!(event = kind, webhook.deliveries = queued, "queued webhook deliveries");
         Ok(())
+    }
+
+    fn committed(&self) {
+        self.wakeup.notify_one();
     }
 }
 
-/// Sends deliveries until the app's shutdown token is cancelled, then waits a moment for
-/// those in flight. A delivery cut short is sent again once its lease expires.
-pub async fn run_deliverer(state: AppState) {
-    let deliverer = match Deliverer::new(&state) {
+/// What the deliverer needs.
+pub struct DelivererParts {
+    pub db: Db,
+    pub sealer: Sealer,
+    pub wakeup: Wakeup,
+    /// The wait after a first failed attempt; it doubles with each further one.
+    pub retry_base: Duration,
+    pub max_attempts: u32,
+}
+
+/// Sends deliveries until `shutdown` is cancelled, then waits a moment for those in
+/// flight. A delivery cut short is sent again once its lease expires.
+pub async fn run_deliverer(parts: DelivererParts, shutdown: CancellationToken) {
+    let deliverer = match Deliverer::new(parts) {
         Ok(deliverer) => Arc::new(deliverer),
         Err(error) => {
             tracing::error!(error = %error, "the webhook deliverer could not start");
             return;
         }
     };
-    let shutdown = state.shutdown.clone();
+    let db = deliverer.db.clone();
     let mut in_flight: JoinSet<Option<DateTime<Utc>>> = JoinSet::new();
     // The earliest retry scheduled by this process, so short backoffs are not rounded up
     // to the poll interval.
@@ -165,7 +177,7 @@ pub async fn run_deliverer(state: AppState) {
     loop {
         while in_flight.len() < MAX_IN_FLIGHT {
             let lease_until = Utc::now() + LEASE;
-            match webhook_store::claim_next(&state.db, lease_until).await {
+            match webhook_store::claim_next(&db, lease_until).await {
                 Ok(Some(delivery)) => {
                     let deliverer = deliverer.clone();
                     in_flight.spawn(async move { deliverer.deliver(delivery).await });
@@ -228,7 +240,7 @@ fn finished_retry(finished: Result<Option<DateTime<Utc>>, tokio::task::JoinError
 
 struct Deliverer {
     db: Db,
-    sealer: crate::crypto::Sealer,
+    sealer: Sealer,
     client: reqwest::Client,
     wakeup: Wakeup,
     retry_base: Duration,
@@ -236,7 +248,7 @@ struct Deliverer {
 }
 
 impl Deliverer {
-    fn new(state: &AppState) -> anyhow::Result<Self> {
+    fn new(parts: DelivererParts) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(REQUEST_TIMEOUT)
@@ -244,12 +256,12 @@ impl Deliverer {
             .user_agent(concat!("Rollcall-Webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
-            db: state.db.clone(),
-            sealer: state.sealer.clone(),
+            db: parts.db,
+            sealer: parts.sealer,
             client,
-            wakeup: state.webhook_wakeup.clone(),
-            retry_base: Duration::from_millis(state.config.webhook_retry_base_ms),
-            max_attempts: state.config.webhook_max_attempts.max(1),
+            wakeup: parts.wakeup,
+            retry_base: parts.retry_base,
+            max_attempts: parts.max_attempts.max(1),
         })
     }
 
@@ -284,7 +296,7 @@ impl Deliverer {
             Outcome::Retry { .. } => webhook_store::PENDING,
             Outcome::Failed { .. } => webhook_store::FAILED,
         };
-        match webhook_store::record_outcome(&self.db, delivery.id, outcome).await {
+        match webhook_store::record_outcome(&self.db, &delivery.claim(), outcome).await {
             Ok(true) => {
                 tracing::info!(
                     webhook.id = delivery.webhook_id,

@@ -13,11 +13,11 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Admin, Auth, Json, Path, Query};
 use crate::app::AppState;
-use crate::domain::audit::{self, AuditEvent, ClientInfo};
+use crate::domain::audit::{self, AuditEvent, ClientInfo, Requester};
 use crate::domain::auth::Principal;
-use crate::domain::face::{BulkOptions, BulkRequest, EngineState, EnrollRequest, FrameRequest, VerifyRequest};
+use crate::domain::face::{self, BulkOptions, BulkRequest, EngineState, EnrollRequest, FrameRequest, VerifyRequest};
 use crate::queue::{QueueError, TaskKind, TaskStatus};
-use crate::store::{templates, users};
+use crate::store::users;
 
 const MAX_ENROLL_IMAGES: usize = 10;
 const MAX_BULK_FRAMES: usize = 50;
@@ -40,6 +40,11 @@ pub struct EnrollBody {
     /// Refuse blurred, dark, small or turned-away faces (default true).
     #[serde(default = "default_true")]
     pub quality_check: bool,
+    /// Enroll even when the photos match another enrolled person, whom the result names
+    /// (`duplicate_of`); otherwise such an enrollment fails with `duplicate_identity`.
+    /// Audited. Default false.
+    #[serde(default)]
+    pub allow_duplicate: bool,
 }
 
 fn default_true() -> bool {
@@ -148,12 +153,19 @@ pub async fn enroll(
     if !user.is_active {
         return Err(ApiError::Conflict(format!("user {} is deactivated", user.employee_id)));
     }
-    let request =
-        EnrollRequest { employee_id: user.employee_id.clone(), images: body.images, quality_check: body.quality_check };
-    let details = json!({"employee_id": user.employee_id, "photos": request.images.len()});
-    let response = submit(&state, &admin, TaskKind::Enroll, &request, wait.wait.unwrap_or(false)).await;
-    audit::record(&state.db, &client, AuditEvent::success("enrollment", Some(admin.audit_name()), details)).await;
-    response
+    let request = EnrollRequest {
+        employee_id: user.employee_id.clone(),
+        images: body.images,
+        quality_check: body.quality_check,
+        allow_duplicate: body.allow_duplicate,
+        requested_by: requester(&admin, client),
+    };
+    // The task audits the enrollment's outcome.
+    submit(&state, &admin, TaskKind::Enroll, Some(user.id), &request, wait.wait.unwrap_or(false)).await
+}
+
+fn requester(principal: &Principal, client: ClientInfo) -> Requester {
+    Requester { name: Some(principal.audit_name()), client }
 }
 
 /// Verify a face for attendance (any authenticated caller; cameras and kiosks use API keys).
@@ -163,6 +175,7 @@ pub async fn enroll(
 pub async fn verify(
     State(state): State<AppState>,
     Auth(principal): Auth,
+    client: ClientInfo,
     Query(wait): Query<WaitParams>,
     Json(body): Json<VerifyBody>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
@@ -172,8 +185,9 @@ pub async fn verify(
         camera_id: optional_text("camera_id", body.camera_id)?,
         location: optional_text("location", body.location)?,
         captured_at: Utc::now(),
+        requested_by: requester(&principal, client),
     };
-    submit(&state, &principal, TaskKind::Verify, &request, wait.wait.unwrap_or(false)).await
+    submit(&state, &principal, TaskKind::Verify, None, &request, wait.wait.unwrap_or(false)).await
 }
 
 /// Verify every face in many frames; each recognised live person is logged at most once.
@@ -183,6 +197,7 @@ pub async fn verify(
 pub async fn bulk_verify(
     State(state): State<AppState>,
     Auth(principal): Auth,
+    client: ClientInfo,
     Query(wait): Query<WaitParams>,
     Json(body): Json<BulkBody>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
@@ -190,6 +205,7 @@ pub async fn bulk_verify(
         return Err(ApiError::validation("images", format!("send 1 to {MAX_BULK_FRAMES} frames")));
     }
     check_bulk_options(&body.options)?;
+    check_threshold_policy(&state, &principal, &client, &body.options).await?;
     let mut frames = Vec::with_capacity(body.images.len());
     for (n, frame) in body.images.into_iter().enumerate() {
         check_image(&format!("images[{n}].image"), &frame.image)?;
@@ -200,8 +216,14 @@ pub async fn bulk_verify(
             location: optional_text("location", frame.location)?,
         });
     }
-    let request = BulkRequest { images: frames, options: body.options, captured_at: Utc::now() };
-    submit(&state, &principal, TaskKind::BulkVerify, &request, wait.wait.unwrap_or(false)).await
+    let request = BulkRequest {
+        images: frames,
+        options: body.options,
+        captured_at: Utc::now(),
+        requested_by: requester(&principal, client),
+        may_loosen_threshold: principal.is_admin(),
+    };
+    submit(&state, &principal, TaskKind::BulkVerify, None, &request, wait.wait.unwrap_or(false)).await
 }
 
 fn check_bulk_options(options: &BulkOptions) -> ApiResult<()> {
@@ -220,6 +242,36 @@ fn check_bulk_options(options: &BulkOptions) -> ApiResult<()> {
             "must be a cosine similarity between -1 and 1",
         ));
     }
+    Ok(())
+}
+
+/// Recognition thresholds are server policy: a request may make the decision stricter,
+/// never looser. A similarity threshold below the current operating point is refused for
+/// anyone but an admin, whose override is audited. (`quality_threshold` only adds to the
+/// server's quality gate, so any value is stricter or equal.)
+async fn check_threshold_policy(
+    state: &AppState,
+    principal: &Principal,
+    client: &ClientInfo,
+    options: &BulkOptions,
+) -> ApiResult<()> {
+    let Some(requested) = options.similarity_threshold else {
+        return Ok(());
+    };
+    let operating_point = state.face.rule().threshold.get();
+    if requested >= operating_point {
+        return Ok(());
+    }
+    if !principal.is_admin() {
+        return Err(ApiError::Forbidden(format!(
+            "options.similarity_threshold may not be below the server's operating point ({operating_point:.4}): \
+             a request can make recognition stricter, never looser"
+        )));
+    }
+    let details = json!({"requested": requested, "operating_point": operating_point, "endpoint": "bulk-verify"});
+    let event = AuditEvent::success("threshold_override", Some(principal.audit_name()), details)
+        .with_severity(audit::Severity::Warning);
+    audit::record(&state.db, client, event).await;
     Ok(())
 }
 
@@ -251,6 +303,7 @@ async fn submit(
     state: &AppState,
     principal: &Principal,
     kind: TaskKind,
+    subject: Option<i64>,
     request: &impl Serialize,
     wait: bool,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
@@ -259,7 +312,7 @@ async fn submit(
     }
     let payload = serde_json::to_vec(request).map_err(ApiError::internal)?;
     let mut finished = state.queue.finished();
-    let task_id = state.queue.submit(kind, &principal.key(), &payload).await.map_err(queue_error)?;
+    let task_id = state.queue.submit(kind, &principal.key(), subject, &payload).await.map_err(queue_error)?;
     if wait {
         let timeout = Duration::from_secs(state.config.task_wait_timeout_secs);
         if let Some(status) = wait_for(state, &task_id, &mut finished, timeout).await? {
@@ -290,19 +343,25 @@ async fn wait_for(
     finished: &mut tokio::sync::broadcast::Receiver<String>,
     timeout: Duration,
 ) -> ApiResult<Option<TaskStatus>> {
+    // Workers of this process announce the tasks they finish; a task that another
+    // process on the same database ran is only seen by looking.
+    const LOOK_EVERY: Duration = Duration::from_millis(500);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        match tokio::time::timeout_at(deadline, finished.recv()).await {
-            Err(_) => return Ok(None),
+        let next_look = (tokio::time::Instant::now() + LOOK_EVERY).min(deadline);
+        match tokio::time::timeout_at(next_look, finished.recv()).await {
             Ok(Ok(id)) if id != task_id => continue,
-            // Our task, or we fell behind the announcements: look it up.
-            Ok(Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return Ok(None),
+            // Our task, a lag in the announcements, or time to look.
+            _ => {
                 let status = state.queue.status(task_id).await.map_err(queue_error)?;
                 if let Some(status) = status.filter(|s| s.state.is_finished()) {
                     return Ok(Some(status));
                 }
+                if tokio::time::Instant::now() >= deadline {
+                    return Ok(None);
+                }
             }
-            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return Ok(None),
         }
     }
 }
@@ -373,8 +432,7 @@ pub async fn erase_template(
     let user = users::find_by_employee_id(&state.db, &employee_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no user with employee_id {employee_id}")))?;
-    state.face.forget(user.id);
-    let erased = templates::erase(&state.db, user.id).await?;
+    let erased = face::erase(&state.db, &state.face, user.id).await.map_err(ApiError::Internal)?;
     let details = json!({"employee_id": user.employee_id, "had_template": erased});
     audit::record(&state.db, &client, AuditEvent::success("template_erase", Some(admin.audit_name()), details)).await;
     if !erased {

@@ -13,7 +13,7 @@ use super::pagination::{PageParams, Paginated, RequestUrl};
 use crate::app::AppState;
 use crate::domain::audit::{self, AuditEvent, ClientInfo};
 use crate::domain::auth::{Principal, hash_password, verify_password};
-use crate::domain::users::{Email, EmployeeId, Invalid, NewPassword, Role, parse_text};
+use crate::domain::users::{self, Email, EmployeeId, Invalid, NewPassword, Role, parse_text};
 use crate::store::users::{self as user_store, NewUser, UserChanges, UserFilter, UserRecord};
 
 const NAME_MAX: usize = 100;
@@ -214,7 +214,7 @@ pub async fn update_user(
         ensure_not_last_admin(&state).await?;
     }
     let changes = parse_changes(request)?;
-    let result = user_store::update(&state.db, id, changes).await;
+    let result = users::apply_changes(&state.db, id, changes).await;
     let event = match &result {
         Ok(_) => AuditEvent::success(
             "user_update",
@@ -327,8 +327,7 @@ pub async fn deactivate_user(
         ensure_not_last_admin(&state).await?;
     }
     let changes = UserChanges { is_active: Some(false), ..Default::default() };
-    user_store::update(&state.db, id, changes).await?;
-    crate::store::refresh_tokens::revoke_all_for_user(&state.db, id).await?;
+    users::apply_changes(&state.db, id, changes).await?;
     // Deactivated people are never recognised.
     state.face.forget(id);
     let event = AuditEvent::success(

@@ -401,7 +401,7 @@ pub async fn incoming_attendance(
             details: json!({"reported_by": principal.audit_name()}),
         },
     };
-    let logged = state.attendance.log(&state.db, &state.events, arrival).await.map_err(ApiError::internal)?;
+    let logged = state.attendance.log(None, arrival).await.map_err(ApiError::internal)?;
     let response = match logged {
         Logged::New(record) => IncomingAttendanceResponse {
             attendance_logged: true,

@@ -1,15 +1,20 @@
 //! Recording that a person arrived: at most one log per person per cooldown, and never
-//! two for one task (a task re-run after a crash finds its own earlier log).
+//! two for one task (a task re-run after a crash finds its own earlier log), across any
+//! number of processes sharing the database.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::events::{Event, EventBus, EventKind};
+use crate::queue::begin_for_task;
 use crate::store::Db;
 pub use crate::store::attendance::NewAttendance;
 use crate::store::attendance::{self as attendance_store, AttendanceRecord};
+use crate::store::tasks::TaskClaim;
+use crate::store::users as user_store;
 use crate::store::users::UserRecord;
 
 /// One recognised arrival of an active person.
@@ -38,42 +43,52 @@ impl Logged {
     }
 }
 
-/// Serialises the check-then-insert of arrivals, so two frames of one person processed
-/// at the same moment cannot both pass the cooldown check.
+/// Logs arrivals. The cooldown check and the log it allows are one transaction that
+/// the database serialises (the write lock on SQLite, the person's row lock on
+/// PostgreSQL), so it holds for any number of workers and processes.
 pub struct AttendanceDesk {
+    db: Db,
+    events: Arc<EventBus>,
+    /// Zero: no cooldown, every arrival is logged.
     cooldown: Duration,
-    lock: tokio::sync::Mutex<()>,
 }
 
 impl AttendanceDesk {
-    pub fn new(cooldown: Duration) -> Self {
-        Self { cooldown, lock: tokio::sync::Mutex::new(()) }
+    pub fn new(db: Db, events: Arc<EventBus>, cooldown: Duration) -> Self {
+        Self { db, events, cooldown }
     }
 
     pub fn cooldown(&self) -> Duration {
         self.cooldown
     }
 
-    /// Logs the arrival unless the cooldown forbids it, then publishes
-    /// `attendance_logged`. A repeat of the same task publishes again (sinks drop the copy
-    /// by the event's key), so an event lost to a crash is sent on the re-run.
-    pub async fn log(&self, db: &Db, events: &EventBus, arrival: Arrival<'_>) -> anyhow::Result<Logged> {
-        let _serialised = self.lock.lock().await;
+    /// Logs the arrival unless the cooldown forbids it, with its `attendance_logged` event
+    /// in the same transaction. `task` is the claim of the task that saw the arrival: when
+    /// it no longer holds, nothing is written ([`ClaimLost`](crate::queue::ClaimLost)). A task run again finds the
+    /// log it made before, whose event was recorded with it.
+    pub async fn log(&self, task: Option<&TaskClaim>, arrival: Arrival<'_>) -> anyhow::Result<Logged> {
+        let tx = begin_for_task(&self.db, task).await?;
+        let Some(user) = user_store::lock(&tx, arrival.user.id).await? else {
+            anyhow::bail!("user {} was deleted while their arrival was logged", arrival.user.employee_id);
+        };
         if let Some(task_id) = &arrival.log.task_id
-            && let Some(record) = attendance_store::find_for_task(db, task_id, arrival.user.id).await?
+            && let Some(record) = attendance_store::find_for_task(&tx, task_id, user.id).await?
         {
-            events.publish(attendance_event(arrival.user, &record)).await?;
             return Ok(Logged::AlreadyByThisTask(record));
         }
-        let since = arrival.log.timestamp - chrono::Duration::from_std(self.cooldown)?;
-        if let Some(previous) = attendance_store::latest_since(db, arrival.user.id, since).await? {
-            return Ok(Logged::Cooldown { previous: previous.timestamp });
+        if !self.cooldown.is_zero() {
+            let since = arrival.log.timestamp - chrono::Duration::from_std(self.cooldown)?;
+            if let Some(previous) = attendance_store::latest_since(&tx, user.id, since).await? {
+                return Ok(Logged::Cooldown { previous: previous.timestamp });
+            }
         }
-        let record = match attendance_store::insert(db, arrival.user.id, &arrival.log).await? {
-            Some(record) => record,
-            None => anyhow::bail!("attendance for task {:?} appeared while it was being logged", arrival.log.task_id),
+        let Some(record) = attendance_store::insert(&tx, user.id, &arrival.log).await? else {
+            anyhow::bail!("attendance for task {:?} appeared while it was being logged", arrival.log.task_id);
         };
-        events.publish(attendance_event(arrival.user, &record)).await?;
+        let event = attendance_event(&user, &record);
+        self.events.record(&tx, &event).await?;
+        tx.commit().await?;
+        self.events.announce([event]);
         Ok(Logged::New(record))
     }
 }

@@ -1,12 +1,13 @@
 //! The audit trail: every login, logout and administrative change, with who did it,
 //! from where, and whether it worked. Writing it never fails the action it records.
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::store::{self, Db};
+use crate::store::{self, Db, Exec};
 
 /// Where a request came from.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ClientInfo {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -60,16 +61,40 @@ impl AuditEvent {
 /// itself has already happened.
 pub async fn record(db: &Db, client: &ClientInfo, event: AuditEvent) {
     let action = event.action;
-    let record = store::audit::NewAuditRecord {
-        action: action.to_owned(),
+    if let Err(error) = store::audit::insert(db, new_record(client, event, None)).await {
+        tracing::error!(audit.action = action, error = %error, "could not write an audit log entry");
+    }
+}
+
+/// Who asked for a task, carried in its input so that the task's outcome can be audited.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Requester {
+    /// How the audit log names the caller (see `Principal::audit_name`).
+    pub name: Option<String>,
+    pub client: ClientInfo,
+}
+
+/// Writes the entry for what task `task_id` did, as part of the transaction `db` of its
+/// other writes: one entry per task and action, however often the task runs.
+pub async fn record_for_task(
+    db: &impl Exec,
+    task_id: &str,
+    requester: &Requester,
+    mut event: AuditEvent,
+) -> store::StoreResult<()> {
+    event.actor = event.actor.or_else(|| requester.name.clone());
+    store::audit::insert(db, new_record(&requester.client, event, Some(task_id.to_owned()))).await
+}
+
+fn new_record(client: &ClientInfo, event: AuditEvent, task_id: Option<String>) -> store::audit::NewAuditRecord {
+    store::audit::NewAuditRecord {
+        task_id,
+        action: event.action.to_owned(),
         user_id: event.actor,
         ip_address: client.ip.clone(),
         user_agent: client.user_agent.clone(),
         success: event.success,
         severity: event.severity.as_str().to_owned(),
         details: event.details.to_string(),
-    };
-    if let Err(error) = store::audit::insert(db, record).await {
-        tracing::error!(audit.action = action, error = %error, "could not write an audit log entry");
     }
 }

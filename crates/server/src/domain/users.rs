@@ -6,6 +6,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::store;
+
 /// What a person or an API key may do. Admins manage everything; faculty and students
 /// see their own records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -132,6 +134,25 @@ pub fn parse_text(field: &'static str, raw: &str, max_len: usize) -> Result<Stri
         return Err(Invalid::new(field, "must not contain control characters"));
     }
     Ok(text.to_owned())
+}
+
+/// Applies `changes` to user `id` in one transaction; a deactivation also ends the
+/// person's sessions and their enrollments still queued or running. `None` when there is
+/// no such user.
+pub async fn apply_changes(
+    db: &store::Db,
+    id: i64,
+    changes: store::users::UserChanges,
+) -> store::StoreResult<Option<store::users::UserRecord>> {
+    let deactivating = changes.is_active == Some(false);
+    let tx = db.begin().await?;
+    let updated = store::users::update(&tx, id, changes).await?;
+    if updated.is_some() && deactivating {
+        store::refresh_tokens::revoke_all_for_user(&tx, id).await?;
+        store::tasks::cancel_enrollments(&tx, id, "the person was deactivated before the enrollment ran").await?;
+    }
+    tx.commit().await?;
+    Ok(updated)
 }
 
 #[cfg(test)]

@@ -7,10 +7,10 @@ use chrono::Utc;
 use serde_json::Value;
 use tokio::sync::{Notify, broadcast};
 
-use super::{QueueError, Task, TaskFailure, TaskKind, TaskQueue, TaskState, TaskStatus};
+use super::{QueueError, Recorded, Task, TaskFailure, TaskKind, TaskQueue, TaskState, TaskStatus};
 use crate::crypto::Sealer;
 use crate::store::Db;
-use crate::store::tasks::{self as task_store, TaskRecord};
+use crate::store::tasks::{self as task_store, NewTask, TaskClaim, TaskRecord};
 
 pub struct EmbeddedQueue {
     db: Db,
@@ -76,42 +76,49 @@ fn millis(elapsed: Duration) -> i64 {
 
 #[async_trait::async_trait]
 impl TaskQueue for EmbeddedQueue {
-    async fn submit(&self, kind: TaskKind, owner: &str, payload: &[u8]) -> Result<String, QueueError> {
+    async fn submit(
+        &self,
+        kind: TaskKind,
+        owner: &str,
+        subject: Option<i64>,
+        payload: &[u8],
+    ) -> Result<String, QueueError> {
         let depth = task_store::count_queued(&self.db).await?.max(0) as u64;
         if depth >= self.max_depth {
             return Err(QueueError::Full { depth });
         }
         let id = kind.new_id();
-        task_store::insert(
-            &self.db,
-            &id,
-            kind.as_str(),
+        let task = NewTask {
+            id: &id,
+            kind: kind.as_str(),
             owner,
-            self.sealer.seal(payload),
-            i64::from(self.max_attempts),
-        )
-        .await?;
+            subject,
+            payload: self.sealer.seal(payload),
+            max_attempts: i64::from(self.max_attempts),
+        };
+        task_store::insert(&self.db, task).await?;
         self.work.notify_one();
         Ok(id)
     }
 
     async fn claim(&self) -> Result<Option<Task>, QueueError> {
-        task_store::fail_abandoned(&self.db).await?;
         let Some(record) = task_store::claim_next(&self.db, self.lease_until()).await? else {
             return Ok(None);
         };
+        let claim = TaskClaim { id: record.id.clone(), attempt: record.attempts };
+        let refuse = |message: String| async move {
+            task_store::finish(&self.db, &claim, task_store::FAILED, None, Some(message.clone()), 0).await?;
+            self.announce(&claim.id);
+            Err(QueueError::Corrupt(message))
+        };
         let Some(kind) = TaskKind::parse(&record.kind) else {
-            let error = format!("unknown task kind {:?}", record.kind);
-            task_store::finish(&self.db, &record.id, task_store::FAILED, None, Some(error.clone()), 0).await?;
-            return Err(QueueError::Corrupt(error));
+            return refuse(format!("unknown task kind {:?}", record.kind)).await;
         };
         let payload = match self.sealer.open(&record.payload) {
             Ok(payload) => payload,
             Err(error) => {
-                let message = format!("the task's input cannot be decrypted ({error}); was the data key changed?");
-                task_store::finish(&self.db, &record.id, task_store::FAILED, None, Some(message.clone()), 0).await?;
-                self.announce(&record.id);
-                return Err(QueueError::Corrupt(message));
+                return refuse(format!("the task's input cannot be decrypted ({error}); was the data key changed?"))
+                    .await;
             }
         };
         Ok(Some(Task {
@@ -121,34 +128,49 @@ impl TaskQueue for EmbeddedQueue {
             payload,
             attempt: u32::try_from(record.attempts).unwrap_or(u32::MAX),
             max_attempts: u32::try_from(record.max_attempts).unwrap_or(1),
+            created_at: record.created_at,
         }))
     }
 
-    async fn heartbeat(&self, id: &str) -> Result<bool, QueueError> {
-        Ok(task_store::extend_lease(&self.db, id, self.lease_until()).await?)
+    async fn heartbeat(&self, task: &Task) -> Result<Recorded, QueueError> {
+        Ok(task_store::extend_lease(&self.db, &task.claim(), self.lease_until()).await?.into())
     }
 
-    async fn complete(&self, task: &Task, result: &Value, elapsed: Duration) -> Result<(), QueueError> {
-        task_store::finish(&self.db, &task.id, task_store::COMPLETED, Some(result.to_string()), None, millis(elapsed))
-            .await?;
+    async fn complete(&self, task: &Task, result: &Value, elapsed: Duration) -> Result<Recorded, QueueError> {
+        let result = Some(result.to_string());
+        let recorded: Recorded =
+            task_store::finish(&self.db, &task.claim(), task_store::COMPLETED, result, None, millis(elapsed))
+                .await?
+                .into();
         self.announce(&task.id);
-        Ok(())
+        Ok(recorded)
     }
 
-    async fn fail(&self, task: &Task, failure: &TaskFailure, elapsed: Duration) -> Result<(), QueueError> {
+    async fn fail(&self, task: &Task, failure: &TaskFailure, elapsed: Duration) -> Result<Recorded, QueueError> {
         if failure.retryable && task.attempt < task.max_attempts {
-            task_store::requeue(&self.db, &task.id, &failure.message).await?;
+            let recorded = task_store::requeue(&self.db, &task.claim(), &failure.message).await?.into();
             self.work.notify_one();
-            return Ok(());
+            return Ok(recorded);
         }
         let message = if failure.retryable {
             format!("{} (gave up after {} attempts)", failure.message, task.attempt)
         } else {
             failure.message.clone()
         };
-        task_store::finish(&self.db, &task.id, task_store::FAILED, None, Some(message), millis(elapsed)).await?;
+        let recorded: Recorded =
+            task_store::finish(&self.db, &task.claim(), task_store::FAILED, None, Some(message), millis(elapsed))
+                .await?
+                .into();
         self.announce(&task.id);
-        Ok(())
+        Ok(recorded)
+    }
+
+    async fn sweep_abandoned(&self) -> Result<u64, QueueError> {
+        let failed = task_store::fail_abandoned(&self.db).await?;
+        if failed > 0 {
+            tracing::warn!(tasks = failed, "tasks failed: their worker stopped during every attempt");
+        }
+        Ok(failed)
     }
 
     async fn status(&self, id: &str) -> Result<Option<TaskStatus>, QueueError> {

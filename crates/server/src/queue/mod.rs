@@ -10,7 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::store::StoreError;
+use crate::store::tasks::{self, TaskClaim};
+use crate::store::{Db, StoreError, Tx};
 
 /// What a task does; its id starts with [`TaskKind::prefix`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,6 +60,15 @@ pub struct Task {
     /// 1 for the first run.
     pub attempt: u32,
     pub max_attempts: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Task {
+    /// The worker's claim: every write the task makes is conditioned on it still holding
+    /// (see [`crate::store::lease`]), so a worker whose lease expired changes nothing.
+    pub fn claim(&self) -> TaskClaim {
+        TaskClaim { id: self.id.clone(), attempt: i64::from(self.attempt) }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,41 +119,96 @@ pub enum QueueError {
     Corrupt(String),
 }
 
+/// A task's writes were refused: the worker's lease had expired and another worker
+/// claimed the task. The worker drops the task; the new holder finishes it.
+#[derive(Debug, thiserror::Error)]
+#[error("the task's lease expired and another worker took it over")]
+pub struct ClaimLost;
+
+/// A transaction for the writes a task makes (attendance, incidents, templates, events),
+/// or for writes of no task. Its first statement confirms that the task's claim still
+/// holds (and, on PostgreSQL, locks the task's row until the commit), so a worker that
+/// lost its lease writes nothing: [`ClaimLost`].
+pub async fn begin_for_task(db: &Db, task: Option<&TaskClaim>) -> anyhow::Result<Tx> {
+    let tx = db.begin().await?;
+    if let Some(claim) = task
+        && !tasks::confirm_claim(&tx, claim).await?
+    {
+        return Err(ClaimLost.into());
+    }
+    Ok(tx)
+}
+
 /// How a task ended when it did not succeed.
 #[derive(Debug)]
 pub struct TaskFailure {
     pub message: String,
     /// Worth another attempt (e.g. the database was unreachable).
     pub retryable: bool,
+    /// See [`TaskFailure::lease_lost`].
+    pub lease_lost: bool,
 }
 
 impl TaskFailure {
+    /// The worker's claim on the task was lost mid-run: its writes were refused, and the
+    /// worker that holds the task now records the outcome.
+    pub fn lease_lost() -> Self {
+        Self {
+            message: "the task's lease expired and another worker took it over".into(),
+            retryable: false,
+            lease_lost: true,
+        }
+    }
+
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self { message: message.into(), retryable: false }
+        Self { message: message.into(), retryable: false, lease_lost: false }
     }
 
     pub fn retryable(message: impl Into<String>) -> Self {
-        Self { message: message.into(), retryable: true }
+        Self { message: message.into(), retryable: true, lease_lost: false }
     }
 }
 
 impl From<anyhow::Error> for TaskFailure {
     fn from(error: anyhow::Error) -> Self {
-        Self::retryable(format!("{error:#}"))
+        if error.is::<ClaimLost>() { Self::lease_lost() } else { Self::retryable(format!("{error:#}")) }
+    }
+}
+
+/// Whether a worker's update of its task took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Yes,
+    /// The worker's lease had expired and another worker claimed the task: nothing changed.
+    LeaseLost,
+}
+
+impl From<bool> for Recorded {
+    fn from(held: bool) -> Self {
+        if held { Self::Yes } else { Self::LeaseLost }
     }
 }
 
 #[async_trait::async_trait]
 pub trait TaskQueue: Send + Sync {
     /// Stores a task; refuses with [`QueueError::Full`] past the configured depth.
-    async fn submit(&self, kind: TaskKind, owner: &str, payload: &[u8]) -> Result<String, QueueError>;
+    /// `subject` is the person an enrollment is for.
+    async fn submit(
+        &self,
+        kind: TaskKind,
+        owner: &str,
+        subject: Option<i64>,
+        payload: &[u8],
+    ) -> Result<String, QueueError>;
     /// Takes the next task under a lease, if any.
     async fn claim(&self) -> Result<Option<Task>, QueueError>;
-    /// Extends the lease of a running task; false when it is no longer ours.
-    async fn heartbeat(&self, id: &str) -> Result<bool, QueueError>;
-    async fn complete(&self, task: &Task, result: &Value, elapsed: Duration) -> Result<(), QueueError>;
+    /// Extends the lease of a running task.
+    async fn heartbeat(&self, task: &Task) -> Result<Recorded, QueueError>;
+    async fn complete(&self, task: &Task, result: &Value, elapsed: Duration) -> Result<Recorded, QueueError>;
     /// Fails the task, or puts it back when the failure is retryable and attempts remain.
-    async fn fail(&self, task: &Task, failure: &TaskFailure, elapsed: Duration) -> Result<(), QueueError>;
+    async fn fail(&self, task: &Task, failure: &TaskFailure, elapsed: Duration) -> Result<Recorded, QueueError>;
+    /// Ends the tasks whose worker died during every attempt; run periodically.
+    async fn sweep_abandoned(&self) -> Result<u64, QueueError>;
     async fn status(&self, id: &str) -> Result<Option<TaskStatus>, QueueError>;
     /// Tasks waiting for a worker.
     async fn depth(&self) -> Result<u64, QueueError>;

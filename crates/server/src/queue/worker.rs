@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Task, TaskFailure, TaskQueue};
+use super::{Recorded, Task, TaskFailure, TaskQueue};
 
 /// Runs one kind of work; the face service implements it.
 #[async_trait::async_trait]
@@ -70,11 +70,13 @@ async fn work(
 
 async fn run_one(queue: &Arc<dyn TaskQueue>, runner: &Arc<dyn TaskRunner>, task: Task, lease: Duration) {
     let started = Instant::now();
-    let heartbeat = keep_alive(queue.clone(), task.id.clone(), lease / 3);
+    let task = Arc::new(task);
+    let heartbeat = keep_alive(queue.clone(), task.clone(), lease / 3);
     let outcome = AssertUnwindSafe(runner.run(&task)).catch_unwind().await;
     heartbeat.abort();
     let elapsed = started.elapsed();
     let recorded = match outcome {
+        Ok(Err(failure)) if failure.lease_lost => Ok(Recorded::LeaseLost),
         Ok(Ok(result)) => {
             tracing::info!(task.id = %task.id, task.kind = task.kind.as_str(), duration_ms = elapsed.as_millis() as u64, "task completed");
             queue.complete(&task, &result, elapsed).await
@@ -88,23 +90,47 @@ async fn run_one(queue: &Arc<dyn TaskQueue>, runner: &Arc<dyn TaskRunner>, task:
             queue.fail(&task, &TaskFailure::permanent("internal error while processing the task"), elapsed).await
         }
     };
-    if let Err(error) = recorded {
+    match recorded {
+        Ok(Recorded::Yes) => {}
+        Ok(Recorded::LeaseLost) => {
+            tracing::warn!(task.id = %task.id, attempt = task.attempt, "task outcome dropped: its lease expired and another worker took it over");
+        }
         // The lease will expire and the task will run again.
-        tracing::error!(task.id = %task.id, error = %error, "could not record how a task ended");
+        Err(error) => tracing::error!(task.id = %task.id, error = %error, "could not record how a task ended"),
     }
 }
 
-fn keep_alive(queue: Arc<dyn TaskQueue>, id: String, every: Duration) -> JoinHandle<()> {
+fn keep_alive(queue: Arc<dyn TaskQueue>, task: Arc<Task>, every: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
         tick.tick().await;
         loop {
             tick.tick().await;
-            match queue.heartbeat(&id).await {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(error) => tracing::warn!(task.id = %id, error = %error, "could not extend a task's lease"),
+            match queue.heartbeat(&task).await {
+                Ok(Recorded::Yes) => {}
+                Ok(Recorded::LeaseLost) => {
+                    tracing::warn!(task.id = %task.id, "a task lost its lease; its writes will be refused");
+                    break;
+                }
+                Err(error) => tracing::warn!(task.id = %task.id, error = %error, "could not extend a task's lease"),
             }
         }
+    })
+}
+
+/// Fails, every `every`, the tasks whose worker died during their last allowed attempt.
+pub fn spawn_sweeper(queue: Arc<dyn TaskQueue>, every: Duration, shutdown: CancellationToken) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => break,
+            }
+            if let Err(error) = queue.sweep_abandoned().await {
+                tracing::warn!(error = %error, "could not sweep abandoned tasks");
+            }
+        }
+        tracing::info!("abandoned-task sweeper stopped");
     })
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_query::{Expr, Iden, Order, Query};
 
-use super::{Db, StoreResult};
+use super::{Db, Exec, StoreResult};
 use crate::domain::users::Role;
 
 #[derive(Iden)]

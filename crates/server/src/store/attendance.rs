@@ -1,9 +1,9 @@
 //! The `attendance_logs` table.
 
 use chrono::{DateTime, Utc};
-use sea_query::{Expr, Iden, Order, Query};
+use sea_query::{Expr, Iden, OnConflict, Order, Query};
 
-use super::{Db, StoreResult};
+use super::{Db, Exec, StoreResult};
 
 #[derive(Iden)]
 enum AttendanceLogs {
@@ -54,7 +54,7 @@ pub struct NewAttendance {
 }
 
 /// Inserts `user_id`'s log. `None` when this task already logged this person (a re-run).
-pub async fn insert(db: &Db, user_id: i64, log: &NewAttendance) -> StoreResult<Option<AttendanceRecord>> {
+pub async fn insert(db: &impl Exec, user_id: i64, log: &NewAttendance) -> StoreResult<Option<AttendanceRecord>> {
     let statement = Query::insert()
         .into_table(AttendanceLogs::Table)
         .columns([
@@ -83,12 +83,13 @@ pub async fn insert(db: &Db, user_id: i64, log: &NewAttendance) -> StoreResult<O
             log.task_id.clone().into(),
             log.details.to_string().into(),
         ])
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
         .returning_all()
         .to_owned();
-    db.insert_unless_duplicate(&statement).await
+    db.fetch_optional(&statement).await
 }
 
-pub async fn find_for_task(db: &Db, task_id: &str, user_id: i64) -> StoreResult<Option<AttendanceRecord>> {
+pub async fn find_for_task(db: &impl Exec, task_id: &str, user_id: i64) -> StoreResult<Option<AttendanceRecord>> {
     let statement = Query::select()
         .column(sea_query::Asterisk)
         .from(AttendanceLogs::Table)
@@ -99,7 +100,7 @@ pub async fn find_for_task(db: &Db, task_id: &str, user_id: i64) -> StoreResult<
 }
 
 /// The person's most recent log at or after `since`.
-pub async fn latest_since(db: &Db, user_id: i64, since: DateTime<Utc>) -> StoreResult<Option<AttendanceRecord>> {
+pub async fn latest_since(db: &impl Exec, user_id: i64, since: DateTime<Utc>) -> StoreResult<Option<AttendanceRecord>> {
     let statement = Query::select()
         .column(sea_query::Asterisk)
         .from(AttendanceLogs::Table)

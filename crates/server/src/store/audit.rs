@@ -1,9 +1,9 @@
 //! The `audit_logs` table: append-only record of security-relevant actions.
 
 use chrono::{DateTime, Utc};
-use sea_query::{Cond, Expr, Iden, Order, Query};
+use sea_query::{Cond, Expr, Iden, OnConflict, Order, Query};
 
-use super::{Alias, Db, StoreResult};
+use super::{Alias, Db, Exec, StoreResult};
 
 #[derive(Iden)]
 enum AuditLogs {
@@ -17,6 +17,7 @@ enum AuditLogs {
     Success,
     Severity,
     Details,
+    TaskId,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -34,6 +35,8 @@ pub struct AuditRecord {
 }
 
 pub struct NewAuditRecord {
+    /// The task the entry reports on: one entry per task and action.
+    pub task_id: Option<String>,
     pub action: String,
     pub user_id: Option<String>,
     pub ip_address: Option<String>,
@@ -53,7 +56,7 @@ pub struct AuditFilter {
     pub success: Option<bool>,
 }
 
-pub async fn insert(db: &Db, record: NewAuditRecord) -> StoreResult<()> {
+pub async fn insert(db: &impl Exec, record: NewAuditRecord) -> StoreResult<()> {
     let statement = Query::insert()
         .into_table(AuditLogs::Table)
         .columns([
@@ -65,6 +68,7 @@ pub async fn insert(db: &Db, record: NewAuditRecord) -> StoreResult<()> {
             AuditLogs::Success,
             AuditLogs::Severity,
             AuditLogs::Details,
+            AuditLogs::TaskId,
         ])
         .values_panic([
             Utc::now().into(),
@@ -75,7 +79,9 @@ pub async fn insert(db: &Db, record: NewAuditRecord) -> StoreResult<()> {
             record.success.into(),
             record.severity.into(),
             record.details.into(),
+            record.task_id.into(),
         ])
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
         .to_owned();
     db.execute(&statement).await.map(drop)
 }

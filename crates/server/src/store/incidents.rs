@@ -1,9 +1,9 @@
 //! The `incidents` table: security incidents such as spoofing attempts.
 
 use chrono::{DateTime, Utc};
-use sea_query::{Iden, Query};
+use sea_query::{Iden, OnConflict, Query};
 
-use super::{Db, StoreResult};
+use super::{Exec, StoreResult};
 
 #[derive(Iden)]
 enum Incidents {
@@ -39,7 +39,7 @@ pub struct NewIncident {
 }
 
 /// Opens an incident. `None` when this task already opened one of this type.
-pub async fn insert(db: &Db, incident: NewIncident) -> StoreResult<Option<IncidentRecord>> {
+pub async fn insert(db: &impl Exec, incident: NewIncident) -> StoreResult<Option<IncidentRecord>> {
     let statement = Query::insert()
         .into_table(Incidents::Table)
         .columns([
@@ -60,7 +60,8 @@ pub async fn insert(db: &Db, incident: NewIncident) -> StoreResult<Option<Incide
             incident.task_id.into(),
             Utc::now().into(),
         ])
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
         .returning_all()
         .to_owned();
-    db.insert_unless_duplicate(&statement).await
+    db.fetch_optional(&statement).await
 }

@@ -8,12 +8,14 @@ pub mod api_keys;
 pub mod attendance;
 pub mod audit;
 pub mod incidents;
+pub mod lease;
 pub mod refresh_tokens;
 pub mod tasks;
 pub mod templates;
 pub mod users;
 pub mod webhooks;
 
+use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -129,9 +131,16 @@ impl Db {
     }
 
     pub fn backend_name(&self) -> &'static str {
+        match self.backend() {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
         match self {
-            Self::Sqlite(_) => "sqlite",
-            Self::Postgres(_) => "postgres",
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
         }
     }
 
@@ -142,89 +151,204 @@ impl Db {
         }
     }
 
-    pub async fn fetch_all<T: Record>(&self, statement: &impl SqlxBinder) -> StoreResult<Vec<T>> {
-        Ok(match self {
-            Self::Sqlite(pool) => {
-                let (sql, values) = statement.build_sqlx(SqliteQueryBuilder);
-                sqlx::query_as_with(&sql, values).fetch_all(pool).await?
-            }
-            Self::Postgres(pool) => {
-                let (sql, values) = statement.build_sqlx(PostgresQueryBuilder);
-                sqlx::query_as_with(&sql, values).fetch_all(pool).await?
-            }
-        })
+    /// Starts a transaction. Its writes are serialised by the database so that a check
+    /// and the write that depends on it hold across processes: on SQLite it takes the
+    /// write lock at once (`BEGIN IMMEDIATE`); on PostgreSQL callers lock the rows they
+    /// decide on (`SELECT … FOR UPDATE`, see [`users::lock`]). Dropped uncommitted, it
+    /// rolls back.
+    pub async fn begin(&self) -> StoreResult<Tx> {
+        let inner = match self {
+            Self::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Self::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+        };
+        Ok(Tx { backend: self.backend(), inner: tokio::sync::Mutex::new(inner) })
+    }
+}
+
+/// Which SQL dialect a statement is rendered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A transaction on either backend. Statements run in it through [`Exec`], like on
+/// [`Db`]; [`Tx::commit`] makes its writes visible, dropping it rolls them back.
+pub struct Tx {
+    backend: Backend,
+    // A transaction is one connection used by one task at a time; the lock only lets
+    // repository functions take `&self` on both the pool and a transaction.
+    inner: tokio::sync::Mutex<TxInner>,
+}
+
+enum TxInner {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Tx {
+    pub async fn commit(self) -> StoreResult<()> {
+        match self.inner.into_inner() {
+            TxInner::Sqlite(tx) => tx.commit().await?,
+            TxInner::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+/// A connection for one statement: one taken from the pool, or the transaction's own.
+pub struct Connection<'a>(ConnectionInner<'a>);
+
+enum ConnectionInner<'a> {
+    SqlitePool(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    PostgresPool(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    Tx(tokio::sync::MutexGuard<'a, TxInner>),
+}
+
+impl Connection<'_> {
+    fn raw(&mut self) -> RawConnection<'_> {
+        match &mut self.0 {
+            ConnectionInner::SqlitePool(connection) => RawConnection::Sqlite(connection),
+            ConnectionInner::PostgresPool(connection) => RawConnection::Postgres(connection),
+            ConnectionInner::Tx(guard) => match &mut **guard {
+                TxInner::Sqlite(tx) => RawConnection::Sqlite(tx),
+                TxInner::Postgres(tx) => RawConnection::Postgres(tx),
+            },
+        }
+    }
+}
+
+enum RawConnection<'c> {
+    Sqlite(&'c mut sqlx::SqliteConnection),
+    Postgres(&'c mut sqlx::PgConnection),
+}
+
+/// A statement rendered in one dialect, with its bound values.
+struct Rendered {
+    sql: String,
+    values: sea_query_binder::SqlxValues,
+}
+
+impl Rendered {
+    fn new(backend: Backend, statement: &impl SqlxBinder) -> Self {
+        let (sql, values) = match backend {
+            Backend::Sqlite => statement.build_sqlx(SqliteQueryBuilder),
+            Backend::Postgres => statement.build_sqlx(PostgresQueryBuilder),
+        };
+        Self { sql, values }
+    }
+}
+
+impl RawConnection<'_> {
+    async fn fetch_all<T: Record>(self, query: Rendered) -> Result<Vec<T>, sqlx::Error> {
+        match self {
+            Self::Sqlite(c) => sqlx::query_as_with(&query.sql, query.values).fetch_all(c).await,
+            Self::Postgres(c) => sqlx::query_as_with(&query.sql, query.values).fetch_all(c).await,
+        }
     }
 
-    pub async fn fetch_optional<T: Record>(&self, statement: &impl SqlxBinder) -> StoreResult<Option<T>> {
-        Ok(match self {
-            Self::Sqlite(pool) => {
-                let (sql, values) = statement.build_sqlx(SqliteQueryBuilder);
-                sqlx::query_as_with(&sql, values).fetch_optional(pool).await?
-            }
-            Self::Postgres(pool) => {
-                let (sql, values) = statement.build_sqlx(PostgresQueryBuilder);
-                sqlx::query_as_with(&sql, values).fetch_optional(pool).await?
-            }
-        })
+    async fn fetch_optional<T: Record>(self, query: Rendered) -> Result<Option<T>, sqlx::Error> {
+        match self {
+            Self::Sqlite(c) => sqlx::query_as_with(&query.sql, query.values).fetch_optional(c).await,
+            Self::Postgres(c) => sqlx::query_as_with(&query.sql, query.values).fetch_optional(c).await,
+        }
+    }
+
+    async fn fetch_one<T: Record>(self, query: Rendered) -> Result<T, sqlx::Error> {
+        match self {
+            Self::Sqlite(c) => sqlx::query_as_with(&query.sql, query.values).fetch_one(c).await,
+            Self::Postgres(c) => sqlx::query_as_with(&query.sql, query.values).fetch_one(c).await,
+        }
+    }
+
+    async fn execute(self, query: Rendered) -> Result<u64, sqlx::Error> {
+        match self {
+            Self::Sqlite(c) => sqlx::query_with(&query.sql, query.values).execute(c).await.map(|r| r.rows_affected()),
+            Self::Postgres(c) => sqlx::query_with(&query.sql, query.values).execute(c).await.map(|r| r.rows_affected()),
+        }
+    }
+}
+
+/// Where statements run: the pool ([`Db`], each statement on its own) or one
+/// transaction ([`Tx`]). Repository functions that may be part of a transaction take
+/// `&impl Exec`.
+pub trait Exec: Sync {
+    fn backend(&self) -> Backend;
+
+    /// A connection to run one statement on.
+    fn connection(&self) -> impl Future<Output = StoreResult<Connection<'_>>> + Send;
+
+    fn fetch_all<T: Record>(&self, statement: &impl SqlxBinder) -> impl Future<Output = StoreResult<Vec<T>>> + Send {
+        let query = Rendered::new(self.backend(), statement);
+        async move { Ok(self.connection().await?.raw().fetch_all(query).await?) }
+    }
+
+    fn fetch_optional<T: Record>(
+        &self,
+        statement: &impl SqlxBinder,
+    ) -> impl Future<Output = StoreResult<Option<T>>> + Send {
+        let query = Rendered::new(self.backend(), statement);
+        async move { Ok(self.connection().await?.raw().fetch_optional(query).await?) }
     }
 
     /// Runs a statement that returns one row (e.g. `INSERT … RETURNING`); unique
     /// violations on `unique_fields` become [`StoreError::Conflict`].
-    pub async fn fetch_one_unique<T: Record>(
+    fn fetch_one_unique<T: Record>(
         &self,
         statement: &impl SqlxBinder,
-        unique_fields: &[&'static str],
-    ) -> StoreResult<T> {
-        let result = match self {
-            Self::Sqlite(pool) => {
-                let (sql, values) = statement.build_sqlx(SqliteQueryBuilder);
-                sqlx::query_as_with(&sql, values).fetch_one(pool).await
-            }
-            Self::Postgres(pool) => {
-                let (sql, values) = statement.build_sqlx(PostgresQueryBuilder);
-                sqlx::query_as_with(&sql, values).fetch_one(pool).await
-            }
-        };
-        result.map_err(|e| StoreError::classify(e, unique_fields))
-    }
-
-    /// Runs an `INSERT … RETURNING` whose row may already exist under a unique key (a task
-    /// run again after a crash): `None` when it does.
-    pub async fn insert_unless_duplicate<T: Record>(&self, statement: &impl SqlxBinder) -> StoreResult<Option<T>> {
-        match self.fetch_one_unique(statement, &[]).await {
-            Ok(record) => Ok(Some(record)),
-            Err(StoreError::Conflict(_)) => Ok(None),
-            Err(other) => Err(other),
+        unique_fields: &'static [&'static str],
+    ) -> impl Future<Output = StoreResult<T>> + Send {
+        let query = Rendered::new(self.backend(), statement);
+        async move {
+            let mut connection = self.connection().await?;
+            connection.raw().fetch_one(query).await.map_err(|e| StoreError::classify(e, unique_fields))
         }
     }
 
     /// Runs a statement and returns how many rows it changed.
-    pub async fn execute(&self, statement: &impl SqlxBinder) -> StoreResult<u64> {
-        self.execute_unique(statement, &[]).await
+    fn execute(&self, statement: &impl SqlxBinder) -> impl Future<Output = StoreResult<u64>> + Send {
+        self.execute_unique(statement, &[])
     }
 
-    pub async fn execute_unique(
+    fn execute_unique(
         &self,
         statement: &impl SqlxBinder,
-        unique_fields: &[&'static str],
-    ) -> StoreResult<u64> {
-        let result = match self {
-            Self::Sqlite(pool) => {
-                let (sql, values) = statement.build_sqlx(SqliteQueryBuilder);
-                sqlx::query_with(&sql, values).execute(pool).await.map(|r| r.rows_affected())
-            }
-            Self::Postgres(pool) => {
-                let (sql, values) = statement.build_sqlx(PostgresQueryBuilder);
-                sqlx::query_with(&sql, values).execute(pool).await.map(|r| r.rows_affected())
-            }
-        };
-        result.map_err(|e| StoreError::classify(e, unique_fields))
+        unique_fields: &'static [&'static str],
+    ) -> impl Future<Output = StoreResult<u64>> + Send {
+        let query = Rendered::new(self.backend(), statement);
+        async move {
+            let mut connection = self.connection().await?;
+            connection.raw().execute(query).await.map_err(|e| StoreError::classify(e, unique_fields))
+        }
     }
 
     /// `SELECT COUNT(*)` of a statement whose single column is a count.
-    pub async fn count(&self, statement: &impl SqlxBinder) -> StoreResult<i64> {
-        let row: Option<Count> = self.fetch_optional(statement).await?;
-        Ok(row.map_or(0, |c| c.count))
+    fn count(&self, statement: &impl SqlxBinder) -> impl Future<Output = StoreResult<i64>> + Send {
+        let row = self.fetch_optional::<Count>(statement);
+        async move { Ok(row.await?.map_or(0, |c| c.count)) }
+    }
+}
+
+impl Exec for Db {
+    fn backend(&self) -> Backend {
+        Db::backend(self)
+    }
+
+    async fn connection(&self) -> StoreResult<Connection<'_>> {
+        Ok(match self {
+            Self::Sqlite(pool) => Connection(ConnectionInner::SqlitePool(pool.acquire().await?)),
+            Self::Postgres(pool) => Connection(ConnectionInner::PostgresPool(pool.acquire().await?)),
+        })
+    }
+}
+
+impl Exec for Tx {
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn connection(&self) -> StoreResult<Connection<'_>> {
+        Ok(Connection(ConnectionInner::Tx(self.inner.lock().await)))
     }
 }
 

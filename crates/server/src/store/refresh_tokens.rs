@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_query::{Expr, Iden, Query};
 
-use super::{Db, StoreResult};
+use super::{Db, Exec, StoreResult};
 
 #[derive(Iden)]
 enum RefreshTokens {
@@ -84,7 +84,7 @@ pub async fn revoke_family(db: &Db, family_id: &str) -> StoreResult<u64> {
     db.execute(&statement).await
 }
 
-pub async fn revoke_all_for_user(db: &Db, user_id: i64) -> StoreResult<u64> {
+pub async fn revoke_all_for_user(db: &impl Exec, user_id: i64) -> StoreResult<u64> {
     let statement = Query::update()
         .table(RefreshTokens::Table)
         .value(RefreshTokens::RevokedAt, Utc::now())

@@ -1,9 +1,10 @@
 //! The `tasks` table: the embedded durable queue. A task is a row before it is work.
 
 use chrono::{DateTime, Utc};
-use sea_query::{Cond, Expr, Iden, Order, Query};
+use sea_query::{Cond, Expr, Iden, IntoIden, Order, Query};
 
-use super::{Alias, Db, StoreResult};
+use super::lease::{Claim, LeasedTable};
+use super::{Alias, Db, Exec, StoreResult};
 
 #[derive(Iden)]
 enum Tasks {
@@ -16,6 +17,7 @@ enum Tasks {
     Attempts,
     MaxAttempts,
     LeaseUntil,
+    Subject,
     Result,
     Error,
     CreatedAt,
@@ -28,12 +30,15 @@ pub const QUEUED: &str = "queued";
 pub const RUNNING: &str = "running";
 pub const COMPLETED: &str = "completed";
 pub const FAILED: &str = "failed";
+/// The kind name of enrollment tasks (see `queue::TaskKind`).
+const ENROLL_KIND: &str = "enroll";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TaskRecord {
     pub id: String,
     pub kind: String,
     pub owner: String,
+    pub subject: Option<i64>,
     /// Sealed (encrypted) input; empty once the task has ended.
     pub payload: Vec<u8>,
     pub status: String,
@@ -48,32 +53,45 @@ pub struct TaskRecord {
     pub processing_ms: Option<i64>,
 }
 
-pub async fn insert(
-    db: &Db,
-    id: &str,
-    kind: &str,
-    owner: &str,
-    payload: Vec<u8>,
-    max_attempts: i64,
-) -> StoreResult<()> {
+/// The claim a worker holds on a task: its id and the attempt it runs.
+pub type TaskClaim = Claim<String>;
+
+fn leased() -> LeasedTable {
+    LeasedTable::new(Tasks::Table, Tasks::Id, Tasks::Status, Tasks::Attempts, Tasks::LeaseUntil, RUNNING)
+}
+
+/// A task to store. `subject` is the person an enrollment is for, so that erasing them
+/// also drops their photos still waiting in the queue.
+pub struct NewTask<'a> {
+    pub id: &'a str,
+    pub kind: &'a str,
+    pub owner: &'a str,
+    pub subject: Option<i64>,
+    pub payload: Vec<u8>,
+    pub max_attempts: i64,
+}
+
+pub async fn insert(db: &Db, task: NewTask<'_>) -> StoreResult<()> {
     let statement = Query::insert()
         .into_table(Tasks::Table)
         .columns([
             Tasks::Id,
             Tasks::Kind,
             Tasks::Owner,
+            Tasks::Subject,
             Tasks::Payload,
             Tasks::Status,
             Tasks::MaxAttempts,
             Tasks::CreatedAt,
         ])
         .values_panic([
-            id.into(),
-            kind.into(),
-            owner.into(),
-            payload.into(),
+            task.id.into(),
+            task.kind.into(),
+            task.owner.into(),
+            task.subject.into(),
+            task.payload.into(),
             QUEUED.into(),
-            max_attempts.into(),
+            task.max_attempts.into(),
             Utc::now().into(),
         ])
         .to_owned();
@@ -102,89 +120,71 @@ pub async fn count_queued(db: &Db) -> StoreResult<i64> {
 /// A task a worker may take: queued, or running under a lease that has expired (its
 /// worker died) and with attempts left.
 fn claimable(now: DateTime<Utc>) -> Cond {
-    Cond::any().add(Expr::col(Tasks::Status).eq(QUEUED)).add(
-        Cond::all()
-            .add(Expr::col(Tasks::Status).eq(RUNNING))
-            .add(Expr::col(Tasks::LeaseUntil).lt(now))
-            .add(Expr::col(Tasks::Attempts).lt(Expr::col(Tasks::MaxAttempts))),
-    )
+    Cond::any()
+        .add(Expr::col(Tasks::Status).eq(QUEUED))
+        .add(leased().expired(now).add(Expr::col(Tasks::Attempts).lt(Expr::col(Tasks::MaxAttempts))))
 }
 
-/// Takes the oldest claimable task under a lease until `lease_until`. Safe when several
-/// workers (or processes) claim at once: the update re-checks the condition, so only
-/// one of them gets the row.
+/// Takes the oldest claimable task under a lease until `lease_until`; safe when several
+/// workers or processes claim at once (see [`super::lease`]).
 pub async fn claim_next(db: &Db, lease_until: DateTime<Utc>) -> StoreResult<Option<TaskRecord>> {
     let now = Utc::now();
-    let oldest = Query::select()
-        .column(Tasks::Id)
-        .from(Tasks::Table)
-        .cond_where(claimable(now))
-        .order_by(Tasks::CreatedAt, Order::Asc)
-        .limit(1)
-        .to_owned();
-    let statement = Query::update()
-        .table(Tasks::Table)
-        .values([
-            (Tasks::Status, RUNNING.into()),
-            (Tasks::Attempts, Expr::col(Tasks::Attempts).add(1)),
-            (Tasks::LeaseUntil, lease_until.into()),
-            (Tasks::StartedAt, now.into()),
-        ])
-        .and_where(Expr::col(Tasks::Id).in_subquery(oldest))
-        .cond_where(claimable(now))
-        .returning_all()
-        .to_owned();
+    let order = [Tasks::CreatedAt.into_iden()];
+    let statement =
+        leased().claim(claimable(now), &order, lease_until, vec![(Tasks::StartedAt.into_iden(), now.into())]);
     db.fetch_optional(&statement).await
 }
 
-/// Keeps a running task's lease alive. False when the task is no longer ours.
-pub async fn extend_lease(db: &Db, id: &str, lease_until: DateTime<Utc>) -> StoreResult<bool> {
-    let statement = Query::update()
-        .table(Tasks::Table)
-        .value(Tasks::LeaseUntil, lease_until)
-        .and_where(Expr::col(Tasks::Id).eq(id))
-        .and_where(Expr::col(Tasks::Status).eq(RUNNING))
-        .to_owned();
-    Ok(db.execute(&statement).await? == 1)
+/// Keeps a running task's lease alive. False when the claim is lost.
+pub async fn extend_lease(db: &impl Exec, claim: &TaskClaim, lease_until: DateTime<Utc>) -> StoreResult<bool> {
+    Ok(db.execute(&leased().extend(claim, lease_until)).await? == 1)
 }
 
-/// Ends a task; its sealed input is erased.
+/// True while `claim` holds; run first in a transaction of the task's writes, so they
+/// commit only if the worker still owns the task (the row stays locked on PostgreSQL
+/// until the commit, so the claim cannot be lost in between).
+pub async fn confirm_claim(db: &impl Exec, claim: &TaskClaim) -> StoreResult<bool> {
+    let touch = vec![(Tasks::Attempts.into_iden(), Expr::col(Tasks::Attempts).into())];
+    Ok(db.execute(&leased().update_held(claim, touch)).await? == 1)
+}
+
+/// Ends a task; its sealed input is erased. False when the claim was lost (another
+/// worker runs the task now), in which case nothing changed.
 pub async fn finish(
     db: &Db,
-    id: &str,
+    claim: &TaskClaim,
     status: &str,
     result: Option<String>,
     error: Option<String>,
     processing_ms: i64,
-) -> StoreResult<()> {
-    let statement = Query::update()
-        .table(Tasks::Table)
-        .values([
-            (Tasks::Status, status.into()),
-            (Tasks::Result, result.into()),
-            (Tasks::Error, error.into()),
-            (Tasks::Payload, Vec::<u8>::new().into()),
-            (Tasks::LeaseUntil, Option::<DateTime<Utc>>::None.into()),
-            (Tasks::FinishedAt, Utc::now().into()),
-            (Tasks::ProcessingMs, processing_ms.into()),
-        ])
-        .and_where(Expr::col(Tasks::Id).eq(id))
-        .to_owned();
-    db.execute(&statement).await.map(drop)
+) -> StoreResult<bool> {
+    let statement = leased().update_held(
+        claim,
+        vec![
+            (Tasks::Status.into_iden(), status.into()),
+            (Tasks::Result.into_iden(), result.into()),
+            (Tasks::Error.into_iden(), error.into()),
+            (Tasks::Payload.into_iden(), Vec::<u8>::new().into()),
+            (Tasks::LeaseUntil.into_iden(), Option::<DateTime<Utc>>::None.into()),
+            (Tasks::FinishedAt.into_iden(), Utc::now().into()),
+            (Tasks::ProcessingMs.into_iden(), processing_ms.into()),
+        ],
+    );
+    Ok(db.execute(&statement).await? == 1)
 }
 
-/// Puts a task back in the queue after a failure that may pass.
-pub async fn requeue(db: &Db, id: &str, error: &str) -> StoreResult<()> {
-    let statement = Query::update()
-        .table(Tasks::Table)
-        .values([
-            (Tasks::Status, QUEUED.into()),
-            (Tasks::Error, error.into()),
-            (Tasks::LeaseUntil, Option::<DateTime<Utc>>::None.into()),
-        ])
-        .and_where(Expr::col(Tasks::Id).eq(id))
-        .to_owned();
-    db.execute(&statement).await.map(drop)
+/// Puts a task back in the queue after a failure that may pass. False when the claim
+/// was lost.
+pub async fn requeue(db: &Db, claim: &TaskClaim, error: &str) -> StoreResult<bool> {
+    let statement = leased().update_held(
+        claim,
+        vec![
+            (Tasks::Status.into_iden(), QUEUED.into()),
+            (Tasks::Error.into_iden(), error.into()),
+            (Tasks::LeaseUntil.into_iden(), Option::<DateTime<Utc>>::None.into()),
+        ],
+    );
+    Ok(db.execute(&statement).await? == 1)
 }
 
 /// Tasks whose worker died on every attempt end `failed` with the reason.
@@ -198,9 +198,28 @@ pub async fn fail_abandoned(db: &Db) -> StoreResult<u64> {
             (Tasks::Payload, Vec::<u8>::new().into()),
             (Tasks::FinishedAt, now.into()),
         ])
-        .and_where(Expr::col(Tasks::Status).eq(RUNNING))
-        .and_where(Expr::col(Tasks::LeaseUntil).lt(now))
+        .cond_where(leased().expired(now))
         .and_where(Expr::col(Tasks::Attempts).gte(Expr::col(Tasks::MaxAttempts)))
+        .to_owned();
+    db.execute(&statement).await
+}
+
+/// Ends the enrollments of `user_id` that have not finished, erasing their photos: the
+/// person's biometric data was erased or they were deactivated. A worker running one
+/// loses its claim and stores nothing.
+pub async fn cancel_enrollments(db: &impl Exec, user_id: i64, reason: &str) -> StoreResult<u64> {
+    let statement = Query::update()
+        .table(Tasks::Table)
+        .values([
+            (Tasks::Status, FAILED.into()),
+            (Tasks::Error, reason.into()),
+            (Tasks::Payload, Vec::<u8>::new().into()),
+            (Tasks::LeaseUntil, Option::<DateTime<Utc>>::None.into()),
+            (Tasks::FinishedAt, Utc::now().into()),
+        ])
+        .and_where(Expr::col(Tasks::Kind).eq(ENROLL_KIND))
+        .and_where(Expr::col(Tasks::Subject).eq(user_id))
+        .and_where(Expr::col(Tasks::Status).is_in([QUEUED, RUNNING]))
         .to_owned();
     db.execute(&statement).await
 }

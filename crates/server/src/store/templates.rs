@@ -4,7 +4,7 @@ use chrono::Utc;
 use sea_query::{Expr, Iden, OnConflict, Query};
 
 use super::users::Users;
-use super::{Alias, Db, StoreResult};
+use super::{Alias, Db, Exec, StoreResult};
 
 #[derive(Iden)]
 enum FaceTemplates {
@@ -32,7 +32,7 @@ pub struct SealedTemplate {
 }
 
 /// Stores or replaces a person's template, and marks them enrolled.
-pub async fn upsert(db: &Db, user_id: i64, sealed: Vec<u8>, embeddings: i64) -> StoreResult<()> {
+pub async fn upsert(db: &impl Exec, user_id: i64, sealed: Vec<u8>, embeddings: i64) -> StoreResult<()> {
     let now = Utc::now();
     let statement = Query::insert()
         .into_table(FaceTemplates::Table)
@@ -54,7 +54,7 @@ pub async fn upsert(db: &Db, user_id: i64, sealed: Vec<u8>, embeddings: i64) -> 
     set_enrolled(db, user_id, true).await
 }
 
-async fn set_enrolled(db: &Db, user_id: i64, enrolled: bool) -> StoreResult<()> {
+async fn set_enrolled(db: &impl Exec, user_id: i64, enrolled: bool) -> StoreResult<()> {
     let statement = Query::update()
         .table(Users::Table)
         .value(Users::FaceEnrolled, enrolled)
@@ -64,7 +64,7 @@ async fn set_enrolled(db: &Db, user_id: i64, enrolled: bool) -> StoreResult<()> 
 }
 
 /// Erases a person's template and kept photos. False when there was no template.
-pub async fn erase(db: &Db, user_id: i64) -> StoreResult<bool> {
+pub async fn erase(db: &impl Exec, user_id: i64) -> StoreResult<bool> {
     let images = Query::delete()
         .from_table(EnrollmentImages::Table)
         .and_where(Expr::col(EnrollmentImages::UserId).eq(user_id))
@@ -104,7 +104,7 @@ pub async fn all_active(db: &Db) -> StoreResult<Vec<SealedTemplate>> {
 
 /// Replaces a person's kept enrollment photos (sealed) with `sealed`: the photos kept are
 /// always those of the current template, and a re-run of the same enrollment keeps them once.
-pub async fn replace_images(db: &Db, user_id: i64, sealed: Vec<Vec<u8>>) -> StoreResult<()> {
+pub async fn replace_images(db: &impl Exec, user_id: i64, sealed: Vec<Vec<u8>>) -> StoreResult<()> {
     let old = Query::delete()
         .from_table(EnrollmentImages::Table)
         .and_where(Expr::col(EnrollmentImages::UserId).eq(user_id))

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_query::{Cond, Expr, Func, Iden, Order, Query, SimpleExpr};
 
-use super::{Alias, Db, StoreResult};
+use super::{Alias, Db, Exec, StoreResult};
 use crate::domain::users::Role;
 
 #[derive(Iden)]
@@ -133,6 +133,19 @@ pub async fn find_by_employee_id(db: &Db, employee_id: &str) -> StoreResult<Opti
     find_where(db, Expr::col(Users::EmployeeId).eq(employee_id)).await
 }
 
+/// The person's record, locked until the end of the transaction `db` on PostgreSQL
+/// (`FOR UPDATE`; SQLite's transactions hold the database's write lock already): decisions
+/// about one person made in concurrent transactions are taken one after the other.
+pub async fn lock(db: &impl Exec, id: i64) -> StoreResult<Option<UserRecord>> {
+    let statement = Query::select()
+        .column(sea_query::Asterisk)
+        .from(Users::Table)
+        .and_where(Expr::col(Users::Id).eq(id))
+        .lock(sea_query::LockType::Update)
+        .to_owned();
+    db.fetch_optional(&statement).await
+}
+
 async fn find_where(db: &Db, condition: SimpleExpr) -> StoreResult<Option<UserRecord>> {
     let statement = Query::select().column(sea_query::Asterisk).from(Users::Table).and_where(condition).to_owned();
     db.fetch_optional(&statement).await
@@ -187,7 +200,7 @@ fn escape_like(text: &str) -> String {
     text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
-pub async fn update(db: &Db, id: i64, changes: UserChanges) -> StoreResult<Option<UserRecord>> {
+pub async fn update(db: &impl Exec, id: i64, changes: UserChanges) -> StoreResult<Option<UserRecord>> {
     let now = Utc::now();
     let mut values: Vec<(Users, SimpleExpr)> = vec![(Users::UpdatedAt, now.into())];
     let mut push = |column: Users, value: Option<SimpleExpr>| {

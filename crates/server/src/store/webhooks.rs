@@ -2,9 +2,10 @@
 //! A delivery is a row before it is an HTTP request.
 
 use chrono::{DateTime, Utc};
-use sea_query::{Cond, Expr, Iden, OnConflict, Order, Query};
+use sea_query::{Cond, Expr, Iden, IntoIden, OnConflict, Order, Query, SimpleExpr};
 
-use super::{Alias, Db, StoreResult};
+use super::lease::{Claim, LeasedTable};
+use super::{Alias, Db, Exec, StoreResult};
 
 #[derive(Iden)]
 enum Webhooks {
@@ -136,7 +137,7 @@ pub async fn list(db: &Db) -> StoreResult<Vec<WebhookRecord>> {
     db.fetch_all(&statement).await
 }
 
-pub async fn list_active(db: &Db) -> StoreResult<Vec<WebhookRecord>> {
+pub async fn list_active(db: &impl Exec) -> StoreResult<Vec<WebhookRecord>> {
     let statement = Query::select()
         .column(sea_query::Asterisk)
         .from(Webhooks::Table)
@@ -176,7 +177,13 @@ pub async fn delete(db: &Db, id: i64) -> StoreResult<bool> {
 
 /// Queues one delivery per webhook of `webhook_ids`. Idempotent: a webhook that already
 /// has a delivery for `event_key` keeps it. Returns how many rows were added.
-pub async fn enqueue(db: &Db, webhook_ids: &[i64], event: &str, event_key: &str, payload: &str) -> StoreResult<u64> {
+pub async fn enqueue(
+    db: &impl Exec,
+    webhook_ids: &[i64],
+    event: &str,
+    event_key: &str,
+    payload: &str,
+) -> StoreResult<u64> {
     if webhook_ids.is_empty() {
         return Ok(0);
     }
@@ -210,6 +217,27 @@ pub async fn enqueue(db: &Db, webhook_ids: &[i64], event: &str, event_key: &str,
     db.execute(&statement).await
 }
 
+/// The claim a deliverer holds on a delivery.
+pub type DeliveryClaim = Claim<i64>;
+
+fn leased() -> LeasedTable {
+    LeasedTable::new(
+        WebhookDeliveries::Table,
+        WebhookDeliveries::Id,
+        WebhookDeliveries::Status,
+        WebhookDeliveries::Attempts,
+        WebhookDeliveries::LeaseUntil,
+        DELIVERING,
+    )
+}
+
+impl DeliveryRecord {
+    /// The claim of the deliverer that took this record from [`claim_next`].
+    pub fn claim(&self) -> DeliveryClaim {
+        Claim { id: self.id, attempt: self.attempts }
+    }
+}
+
 /// A delivery a deliverer may take: pending and due, or claimed under a lease that has
 /// expired (its deliverer died mid-request).
 fn claimable(now: DateTime<Utc>) -> Cond {
@@ -219,38 +247,14 @@ fn claimable(now: DateTime<Utc>) -> Cond {
                 .add(Expr::col(WebhookDeliveries::Status).eq(PENDING))
                 .add(Expr::col(WebhookDeliveries::NextAttemptAt).lte(now)),
         )
-        .add(
-            Cond::all()
-                .add(Expr::col(WebhookDeliveries::Status).eq(DELIVERING))
-                .add(Expr::col(WebhookDeliveries::LeaseUntil).lt(now)),
-        )
+        .add(leased().expired(now))
 }
 
 /// Takes the most overdue claimable delivery under a lease until `lease_until`, counting
-/// the attempt. Safe when several deliverers (or processes) claim at once: the update
-/// re-checks the condition, so only one of them gets the row.
+/// the attempt; safe when several deliverers or processes claim at once.
 pub async fn claim_next(db: &Db, lease_until: DateTime<Utc>) -> StoreResult<Option<DeliveryRecord>> {
-    let now = Utc::now();
-    let oldest = Query::select()
-        .column(WebhookDeliveries::Id)
-        .from(WebhookDeliveries::Table)
-        .cond_where(claimable(now))
-        .order_by(WebhookDeliveries::NextAttemptAt, Order::Asc)
-        .order_by(WebhookDeliveries::Id, Order::Asc)
-        .limit(1)
-        .to_owned();
-    let statement = Query::update()
-        .table(WebhookDeliveries::Table)
-        .values([
-            (WebhookDeliveries::Status, DELIVERING.into()),
-            (WebhookDeliveries::Attempts, Expr::col(WebhookDeliveries::Attempts).add(1)),
-            (WebhookDeliveries::LeaseUntil, lease_until.into()),
-        ])
-        .and_where(Expr::col(WebhookDeliveries::Id).in_subquery(oldest))
-        .cond_where(claimable(now))
-        .returning_all()
-        .to_owned();
-    db.fetch_optional(&statement).await
+    let order = [WebhookDeliveries::NextAttemptAt.into_iden(), WebhookDeliveries::Id.into_iden()];
+    db.fetch_optional(&leased().claim(claimable(Utc::now()), &order, lease_until, Vec::new())).await
 }
 
 /// What one attempt came to.
@@ -273,9 +277,9 @@ pub enum Outcome {
 
 /// Records the outcome of the attempt a deliverer claimed; false when the row is no
 /// longer its own (deleted, or re-claimed after the lease expired).
-pub async fn record_outcome(db: &Db, id: i64, outcome: Outcome) -> StoreResult<bool> {
+pub async fn record_outcome(db: &Db, claim: &DeliveryClaim, outcome: Outcome) -> StoreResult<bool> {
     let none_time = Option::<DateTime<Utc>>::None;
-    let values = match outcome {
+    let values: Vec<(WebhookDeliveries, SimpleExpr)> = match outcome {
         Outcome::Delivered { status_code } => vec![
             (WebhookDeliveries::Status, DELIVERED.into()),
             (WebhookDeliveries::LastStatusCode, status_code.into()),
@@ -297,13 +301,8 @@ pub async fn record_outcome(db: &Db, id: i64, outcome: Outcome) -> StoreResult<b
             (WebhookDeliveries::LeaseUntil, none_time.into()),
         ],
     };
-    let statement = Query::update()
-        .table(WebhookDeliveries::Table)
-        .values(values)
-        .and_where(Expr::col(WebhookDeliveries::Id).eq(id))
-        .and_where(Expr::col(WebhookDeliveries::Status).eq(DELIVERING))
-        .to_owned();
-    Ok(db.execute(&statement).await? == 1)
+    let values = values.into_iter().map(|(column, value)| (column.into_iden(), value)).collect();
+    Ok(db.execute(&leased().update_held(claim, values)).await? == 1)
 }
 
 /// A page of a webhook's deliveries, newest first, and how many there are in all.

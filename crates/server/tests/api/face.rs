@@ -5,16 +5,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// Submits and waits for the task's result (`?wait=true`), failing on anything but 200.
-async fn run_task(app: &TestApp, path: &str, token: &str, body: Value) -> Value {
-    let response = app.post(&format!("{path}?wait=true"), Some(token), body).await;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{path}: {body}");
-    assert_eq!(body["status"], "completed", "{path}: {body}");
-    body
-}
-
 async fn enroll(app: &TestApp, employee_id: &str, photos: &[&str]) -> Value {
     let images: Vec<String> = photos.iter().map(|name| photo(name)).collect();
     run_task(app, "/face/enroll/", &app.admin_token, json!({"employee_id": employee_id, "images": images})).await["result"]

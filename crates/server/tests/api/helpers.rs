@@ -65,30 +65,54 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
-    spawn(customise, None).await
+    spawn(customise, None, None).await
 }
 
 /// `spawn_app_with`, with the real face engine (loaded once per test binary).
 pub async fn spawn_face_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
-    spawn(customise, Some(face_engine())).await
+    spawn(customise, Some(face_engine()), None).await
 }
 
-/// A fresh database, the bootstrap admin, and quotas no test reaches unless it lowers them.
+/// A second server of the same deployment as `other`: its own process state (pools,
+/// index, workers), the same database and data key.
+pub async fn spawn_face_app_beside(other: &TestApp, customise: impl FnOnce(&mut Config)) -> TestApp {
+    let key = std::fs::read_to_string(other.data_dir.path().join("data_key")).expect("the first server's data key");
+    let shared = |config: &mut Config| {
+        config.data_key = Some(key.trim().to_owned().into());
+        customise(config);
+    };
+    spawn(shared, Some(face_engine()), Some(other.database_url.clone())).await
+}
+
+/// A database (fresh unless given), the bootstrap admin, and quotas no test reaches unless
+/// it lowers them.
 async fn spawn(
     customise: impl FnOnce(&mut Config),
     engine: Option<std::sync::Arc<rollcall_face::FaceEngine>>,
+    database_url: Option<String>,
 ) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::with_data_dir(data_dir.path());
-    config.database_url = Some(fresh_database_url(data_dir.path()).await);
+    let database_url = match database_url {
+        Some(url) => url,
+        None => fresh_database_url(data_dir.path()).await,
+    };
+    let mut config = test_config(data_dir.path(), database_url);
+    customise(&mut config);
+    start(config, data_dir, engine).await
+}
+
+/// The configuration every test server starts from: the bootstrap admin, two workers, and
+/// quotas no test reaches unless it lowers them.
+pub fn test_config(data_dir: &std::path::Path, database_url: String) -> Config {
+    let mut config = Config::with_data_dir(data_dir);
+    config.database_url = Some(database_url);
     config.admin_email = Some(ADMIN_EMAIL.into());
     config.admin_password = Some(ADMIN_PASSWORD.into());
     config.rate_limit_general_requests = 100_000;
     config.rate_limit_auth_requests = 10_000;
     config.rate_limit_face_verification_requests = 100_000;
     config.task_workers = 2;
-    customise(&mut config);
-    start(config, data_dir, engine).await
+    config
 }
 
 pub async fn spawn_face_app() -> TestApp {
@@ -234,6 +258,16 @@ impl TestApp {
         let body: Value = response.json().await.unwrap();
         body["results"].as_array().unwrap().clone()
     }
+}
+
+/// Submits and waits for the task's result (`?wait=true`), failing on anything but 200.
+pub async fn run_task(app: &TestApp, path: &str, token: &str, body: Value) -> Value {
+    let response = app.post(&format!("{path}?wait=true"), Some(token), body).await;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    assert_eq!(body["status"], "completed", "{path}: {body}");
+    body
 }
 
 /// Asserts the API's error shape and returns its code.

@@ -11,5 +11,6 @@ mod face;
 mod operations;
 mod rate_limits;
 mod roles;
+mod trust;
 mod users;
 mod webhooks;

@@ -235,7 +235,7 @@ async fn an_event_published_twice_is_delivered_once() {
 
     // A second process on the same database, publishing the same occurrence twice (a task re-run after a crash).
     let db = rollcall_server::store::Db::connect(&database_url.unwrap()).await.unwrap();
-    let outbox = rollcall_server::webhooks::WebhookOutbox::new(db.clone(), Default::default());
+    let outbox = rollcall_server::webhooks::WebhookOutbox::new(Default::default());
     let event = rollcall_server::events::Event {
         kind: rollcall_server::events::EventKind::EnrollmentCompleted,
         key: "enrollment:enroll_1".into(),
@@ -243,8 +243,11 @@ async fn an_event_published_twice_is_delivered_once() {
         data: json!({"employee_id": "FAC001"}),
     };
     use rollcall_server::events::EventSink as _;
-    outbox.accept(&event).await.unwrap();
-    outbox.accept(&event).await.unwrap();
+    for _ in 0..2 {
+        let tx = db.begin().await.unwrap();
+        outbox.record(&tx, &event).await.unwrap();
+        tx.commit().await.unwrap();
+    }
 
     receiver.wait_for(1).await;
     wait_for_delivery_status(&app, webhook["id"].as_i64().unwrap(), "delivered").await;

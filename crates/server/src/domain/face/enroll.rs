@@ -4,11 +4,12 @@ use rollcall_face::{EnrollOutcome, FaceRejection, Template};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{blocking, decode_payload, round4};
-use crate::app::AppState;
+use super::{FaceTasks, blocking, decode_payload, round4};
+use crate::crypto::Sealer;
+use crate::domain::audit::{self, AuditEvent, Requester};
 use crate::events::{Event, EventKind};
-use crate::queue::{Task, TaskFailure};
-use crate::store::{templates, users};
+use crate::queue::{Task, TaskFailure, begin_for_task};
+use crate::store::{Exec, templates, users};
 
 /// The queued input of an enrollment.
 #[derive(Debug, Serialize, Deserialize)]
@@ -17,6 +18,12 @@ pub struct EnrollRequest {
     /// `data:` URIs or raw base64.
     pub images: Vec<String>,
     pub quality_check: bool,
+    /// Store the template even when the face matches another enrolled person (an admin's
+    /// audited decision, e.g. for identical twins).
+    #[serde(default)]
+    pub allow_duplicate: bool,
+    #[serde(default)]
+    pub requested_by: Requester,
 }
 
 /// What happened to one photo.
@@ -35,17 +42,17 @@ struct ImageReport {
     anti_spoof_score: Option<f64>,
 }
 
-pub(super) async fn run(state: &AppState, task: &Task) -> Result<Value, TaskFailure> {
-    let request: EnrollRequest = decode_payload(task)?;
-    let user = users::find_by_employee_id(&state.db, &request.employee_id)
+pub(super) async fn run(tasks: &FaceTasks, task: &Task) -> Result<Value, TaskFailure> {
+    let mut request: EnrollRequest = decode_payload(task)?;
+    let user = users::find_by_employee_id(&tasks.db, &request.employee_id)
         .await
         .map_err(|e| TaskFailure::retryable(e.to_string()))?
         .ok_or_else(|| TaskFailure::permanent(format!("no user with employee_id {}", request.employee_id)))?;
     if !user.is_active {
         return Err(TaskFailure::permanent(format!("user {} is deactivated", request.employee_id)));
     }
-    let engine = state.face.engine()?;
-    let images = request.images;
+    let engine = tasks.face.engine()?;
+    let images = std::mem::take(&mut request.images);
     let quality_check = request.quality_check;
     let (analysed, images) = blocking(move || (analyse(&engine, &images, quality_check), images)).await?;
     let (reports, template, detected) = analysed?;
@@ -53,34 +60,92 @@ pub(super) async fn run(state: &AppState, task: &Task) -> Result<Value, TaskFail
     let quality_scores: Vec<f64> = reports.iter().filter_map(|r| r.quality_score).collect();
     let accepted = reports.iter().filter(|r| r.accepted).count();
     let Some(template) = template else {
-        return Ok(json!({
+        let result = json!({
             "success": false,
             "faces_detected": detected,
             "quality_scores": quality_scores,
             "template_created": false,
             "message": "no photo could be used; see images for the reasons",
             "images": reports,
-        }));
+        });
+        audit_enrollment(&tasks.db, task, &request, &result).await?;
+        return Ok(result);
     };
-    store_template(state, user.id, &template).await?;
-    let used = reports.iter().filter(|r| r.accepted).filter_map(|r| images.get(r.index));
-    keep_photos_used(state, user.id, used).await?;
-    state.face.remember(user.id, &template);
+    let mut duplicate_of = None;
+    if let Some(other) = tasks.face.duplicate_of(user.id, &template) {
+        let other = users::find_by_id(&tasks.db, other).await.map_err(retryable)?;
+        let other_id = other.map(|o| o.employee_id);
+        if !request.allow_duplicate {
+            let result = json!({
+                "success": false,
+                "faces_detected": detected,
+                "quality_scores": quality_scores,
+                "template_created": false,
+                "reason": "duplicate_identity",
+                "duplicate_of": other_id,
+                "message": format!(
+                    "these photos match {}, who is enrolled already: one person, one identity (an admin may enroll them anyway with allow_duplicate)",
+                    other_id.as_deref().unwrap_or("another person"),
+                ),
+                "images": reports,
+            });
+            audit_enrollment(&tasks.db, task, &request, &result).await?;
+            return Ok(result);
+        }
+        tracing::warn!(task.id = %task.id, "enrolling a face that matches another enrolled person (allow_duplicate)");
+        duplicate_of = Some(other_id);
+    }
+    let used: Vec<&String> = reports.iter().filter(|r| r.accepted).filter_map(|r| images.get(r.index)).collect();
+    let kept = if tasks.keep_enrollment_images { seal_photos(&tasks.sealer, &used) } else { Vec::new() };
     let event = Event {
         kind: EventKind::EnrollmentCompleted,
         key: format!("enrollment:{}", task.id),
         timestamp: chrono::Utc::now(),
         data: json!({"employee_id": user.employee_id, "name": user.full_name(), "photos_used": accepted}),
     };
-    state.events.publish(event).await?;
-    Ok(json!({
+    let sealed = tasks.sealer.seal(&template.to_bytes());
+    let mut result = json!({
         "success": true,
         "faces_detected": detected,
         "quality_scores": quality_scores,
         "template_created": true,
         "message": format!("Face template created successfully from {accepted} of {} photos", reports.len()),
         "images": reports,
-    }))
+    });
+    if let Some(other_id) = duplicate_of {
+        result["duplicate_of"] = json!(other_id);
+    }
+    let stored = StoredTemplate { sealed, embeddings: template.embeddings().len() as i64, kept, event: &event };
+    if !store_template(tasks, task, user.id, stored, (&request, &result)).await? {
+        return Err(TaskFailure::permanent(format!("user {} was deactivated during the enrollment", user.employee_id)));
+    }
+    tasks.face.remember(user.id, &template);
+    tasks.events.announce([event]);
+    Ok(result)
+}
+
+/// Audits an enrollment's real outcome, in `db` (the template's transaction when one was
+/// stored). A duplicate stored on an admin's `allow_duplicate` is flagged.
+async fn audit_enrollment(
+    db: &impl Exec,
+    task: &Task,
+    request: &EnrollRequest,
+    result: &Value,
+) -> Result<(), TaskFailure> {
+    let details = json!({
+        "employee_id": request.employee_id,
+        "photos": result["images"].as_array().map_or(0, Vec::len),
+        "template_created": result["template_created"],
+        "reason": result.get("reason"),
+        "duplicate_of": result.get("duplicate_of"),
+        "allow_duplicate": request.allow_duplicate,
+    });
+    let event = if result["success"] == json!(true) {
+        AuditEvent::success("enrollment", None, details)
+    } else {
+        AuditEvent::failure("enrollment", None, details)
+    };
+    audit::record_for_task(db, &task.id, &request.requested_by, event).await.map_err(retryable)
 }
 
 type Analysed = (Vec<ImageReport>, Option<Template>, usize);
@@ -154,26 +219,48 @@ fn analyse(
     Ok((reports, template, detected))
 }
 
-async fn store_template(state: &AppState, user_id: i64, template: &Template) -> Result<(), TaskFailure> {
-    let sealed = state.sealer.seal(&template.to_bytes());
-    let count = template.embeddings().len() as i64;
-    templates::upsert(&state.db, user_id, sealed, count).await.map_err(|e| TaskFailure::retryable(e.to_string()))
+/// What an enrollment stores, all or nothing.
+struct StoredTemplate<'a> {
+    sealed: Vec<u8>,
+    embeddings: i64,
+    /// Sealed photos to keep (none unless the deployment keeps them).
+    kept: Vec<Vec<u8>>,
+    event: &'a Event,
 }
 
-/// Keeps the photos the new template was made from (sealed), when the deployment keeps
-/// enrollment photos; either way the photos of an earlier template go with it.
-async fn keep_photos_used<'a>(
-    state: &AppState,
+/// Stores the template, replaces the kept photos and records `enrollment_completed`, in
+/// one transaction that commits only while the task's claim holds and the person is
+/// active (an erasure or deactivation meanwhile ends the task instead). False when the
+/// person was deactivated.
+async fn store_template(
+    tasks: &FaceTasks,
+    task: &Task,
     user_id: i64,
-    used: impl Iterator<Item = &'a String>,
-) -> Result<(), TaskFailure> {
-    let sealed = if state.config.keep_enrollment_images {
-        // Every used photo was decoded from this payload already.
-        used.filter_map(|image| rollcall_face::decode::base64_payload(image).ok())
-            .map(|bytes| state.sealer.seal(&bytes))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    templates::replace_images(&state.db, user_id, sealed).await.map_err(|e| TaskFailure::retryable(e.to_string()))
+    stored: StoredTemplate<'_>,
+    (request, result): (&EnrollRequest, &Value),
+) -> Result<bool, TaskFailure> {
+    let tx = begin_for_task(&tasks.db, Some(&task.claim())).await?;
+    let person = users::lock(&tx, user_id).await.map_err(retryable)?;
+    if !person.is_some_and(|p| p.is_active) {
+        return Ok(false);
+    }
+    templates::upsert(&tx, user_id, stored.sealed, stored.embeddings).await.map_err(retryable)?;
+    // The photos kept are always those of the current template.
+    templates::replace_images(&tx, user_id, stored.kept).await.map_err(retryable)?;
+    tasks.events.record(&tx, stored.event).await?;
+    audit_enrollment(&tx, task, request, result).await?;
+    tx.commit().await.map_err(retryable)?;
+    Ok(true)
+}
+
+/// Seals the photos the new template was made from (each was decoded from this payload already).
+fn seal_photos(sealer: &Sealer, used: &[&String]) -> Vec<Vec<u8>> {
+    used.iter()
+        .filter_map(|image| rollcall_face::decode::base64_payload(image).ok())
+        .map(|bytes| sealer.seal(&bytes))
+        .collect()
+}
+
+fn retryable(error: impl std::fmt::Display) -> TaskFailure {
+    TaskFailure::retryable(error.to_string())
 }

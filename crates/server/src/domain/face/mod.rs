@@ -12,11 +12,12 @@ use rollcall_face::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::crypto::Sealer;
+use crate::domain::attendance::AttendanceDesk;
+use crate::events::EventBus;
 use crate::queue::worker::TaskRunner;
 use crate::queue::{Task, TaskFailure, TaskKind};
-use crate::store::{Db, templates};
+use crate::store::{Db, tasks, templates};
 
 pub use enroll::EnrollRequest;
 pub use verify::{BulkOptions, BulkRequest, FrameRequest, MAX_FACES_LIMIT, VerifyRequest};
@@ -132,7 +133,14 @@ impl FaceService {
         CurrentRule(self.policy.rule_for_gallery(self.enrolled_count()))
     }
 
-    /// A copy of the rule with another similarity threshold (bulk-verify's option).
+    /// The current rule, made stricter by a requested threshold above its own; a lower one
+    /// changes nothing (callers who may not loosen recognition).
+    pub fn stricter_rule(&self, threshold: Option<f32>) -> Result<ThresholdRule, String> {
+        let current = self.rule().threshold.get();
+        self.rule_with_threshold(threshold.map(|requested| requested.max(current)))
+    }
+
+    /// A copy of the rule with another similarity threshold (bulk-verify's option, as an admin sets it).
     pub fn rule_with_threshold(&self, threshold: Option<f32>) -> Result<ThresholdRule, String> {
         match threshold {
             None => Ok(*self.rule()),
@@ -141,6 +149,17 @@ impl FaceService {
                 Ok(ThresholdRule { threshold, ..*self.rule() })
             }
         }
+    }
+
+    /// Another enrolled person whom `template` matches at the current operating point (its
+    /// mean embedding as the probe, the person themselves left out): enrolling it would give
+    /// one face two identities.
+    pub fn duplicate_of(&self, user_id: i64, template: &Template) -> Option<i64> {
+        let own = user_id.to_string();
+        let search = self.index.read().expect("index lock").search(template.mean());
+        let other = [search.best, search.second].into_iter().flatten().find(|hit| hit.identity != own)?;
+        let threshold = self.rule().threshold.get();
+        (other.similarity >= threshold).then(|| other.identity.parse().ok()).flatten()
     }
 
     /// Fills the index from the database: the templates of active people.
@@ -185,22 +204,40 @@ fn open_template(sealer: &Sealer, sealed: &[u8]) -> anyhow::Result<Template> {
     Ok(Template::from_bytes(&bytes)?)
 }
 
-/// Runs face tasks for the worker pool.
+/// Erases a person's biometric data — template, kept photos, and their enrollments still
+/// queued or running (with the photos in them) — in one transaction; then the matching
+/// index forgets them. False when there was no template.
+pub async fn erase(db: &Db, face: &FaceService, user_id: i64) -> anyhow::Result<bool> {
+    let tx = db.begin().await?;
+    tasks::cancel_enrollments(&tx, user_id, "the person's face data was erased before the enrollment ran").await?;
+    let erased = templates::erase(&tx, user_id).await?;
+    tx.commit().await?;
+    face.forget(user_id);
+    Ok(erased)
+}
+
+/// Runs face tasks for the worker pool, with the pieces they use.
 pub struct FaceTasks {
-    pub state: AppState,
+    pub db: Db,
+    pub face: Arc<FaceService>,
+    pub sealer: Sealer,
+    pub events: Arc<EventBus>,
+    pub attendance: Arc<AttendanceDesk>,
+    /// Keep the photos a template was made from, sealed (`keep_enrollment_images`).
+    pub keep_enrollment_images: bool,
 }
 
 #[async_trait::async_trait]
 impl TaskRunner for FaceTasks {
     fn ready(&self) -> bool {
-        !matches!(self.state.face.state(), EngineState::Loading)
+        !matches!(self.face.state(), EngineState::Loading)
     }
 
     async fn run(&self, task: &Task) -> Result<serde_json::Value, TaskFailure> {
         match task.kind {
-            TaskKind::Enroll => enroll::run(&self.state, task).await,
-            TaskKind::Verify => verify::run_verify(&self.state, task).await,
-            TaskKind::BulkVerify => verify::run_bulk(&self.state, task).await,
+            TaskKind::Enroll => enroll::run(self, task).await,
+            TaskKind::Verify => verify::run_verify(self, task).await,
+            TaskKind::BulkVerify => verify::run_bulk(self, task).await,
         }
     }
 }

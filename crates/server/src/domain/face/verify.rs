@@ -3,6 +3,8 @@
 
 use std::collections::HashSet;
 
+use std::time::Instant;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use rollcall_face::{
     Decision, DecisionRule, FaceAnalysis, FaceIndex, FaceRejection, Identification, QualityIssue, ThresholdRule,
@@ -10,12 +12,13 @@ use rollcall_face::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{FaceBox, blocking, decode_payload, round4};
-use crate::app::AppState;
+use super::{FaceBox, FaceTasks, blocking, decode_payload, round4};
 use crate::domain::attendance::{Arrival, Logged, NewAttendance};
+use crate::domain::audit::{self, AuditEvent, Requester};
 use crate::events::{Event, EventKind};
-use crate::queue::{Task, TaskFailure};
+use crate::queue::{Task, TaskFailure, begin_for_task};
 use crate::store::incidents::{self, NewIncident};
+use crate::store::tasks::TaskClaim;
 use crate::store::users::{self, UserRecord};
 
 /// The queued input of a verification.
@@ -26,6 +29,8 @@ pub struct VerifyRequest {
     pub location: Option<String>,
     /// When the photo was taken; the time of submission otherwise.
     pub captured_at: DateTime<Utc>,
+    #[serde(default)]
+    pub requested_by: Requester,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,10 +45,12 @@ pub struct FrameRequest {
 pub struct BulkOptions {
     /// Faces analysed per frame, largest first (default 10, at most 50).
     pub max_faces: Option<usize>,
-    /// Faces whose quality score is below this are not identified (default: the
-    /// engine's quality limits).
+    /// Faces whose quality score is below this are not identified. It adds to the server's
+    /// quality gate (blur, exposure, size, pose), which every face must pass whatever this says.
     pub quality_threshold: Option<f32>,
-    /// Cosine similarity needed to recognise someone (default: the server's threshold).
+    /// Cosine similarity needed to recognise someone. Only an admin may set it below the
+    /// server's operating point (`similarity_threshold` in the result); for anyone else a
+    /// lower value is refused (403), and a higher one makes the decision stricter.
     pub similarity_threshold: Option<f32>,
 }
 
@@ -52,6 +59,13 @@ pub struct BulkRequest {
     pub images: Vec<FrameRequest>,
     pub options: BulkOptions,
     pub captured_at: DateTime<Utc>,
+    #[serde(default)]
+    pub requested_by: Requester,
+    /// Submitted by an admin, who may set the similarity threshold below the operating
+    /// point. Otherwise the operating point at the time the task runs is a floor (the
+    /// gallery may have grown since the submission).
+    #[serde(default)]
+    pub may_loosen_threshold: bool,
 }
 
 /// The decision for one face, before attendance.
@@ -99,11 +113,12 @@ fn reject_code(reason: rollcall_face::RejectReason) -> &'static str {
     }
 }
 
-pub(super) async fn run_verify(state: &AppState, task: &Task) -> Result<Value, TaskFailure> {
+pub(super) async fn run_verify(tasks: &FaceTasks, task: &Task) -> Result<Value, TaskFailure> {
+    let started = Instant::now();
     let request: VerifyRequest = decode_payload(task)?;
-    let engine = state.face.engine()?;
-    let index = state.face.index();
-    let rule = *state.face.rule();
+    let engine = tasks.face.engine()?;
+    let index = tasks.face.index();
+    let rule = *tasks.face.rule();
     let image = request.image.clone();
     let decided = blocking(move || {
         let decoded =
@@ -115,22 +130,48 @@ pub(super) async fn run_verify(state: &AppState, task: &Task) -> Result<Value, T
     let decided = from_identification(decided);
     let context = Context {
         task_id: &task.id,
+        claim: task.claim(),
         camera_id: request.camera_id.as_deref(),
         location: request.location.as_deref(),
         captured_at: request.captured_at,
         source: "verify",
     };
     if decided.is_spoof() {
-        report_spoof(state, &context, &decided).await?;
+        report_spoof(tasks, &context, &decided).await?;
     }
-    let mut result = face_result(state, &context, &decided, &mut HashSet::new()).await?;
+    let mut result = face_result(tasks, &context, &decided, &mut HashSet::new()).await?;
     // The operating point this decision was taken at (it follows the gallery's size).
     result["similarity_threshold"] = json!(round4(rule.threshold.get()));
+    let details = json!({
+        "camera_id": request.camera_id,
+        "recognized": result["recognized"],
+        "employee_id": result["employee_id"],
+        "reason": result["reason"],
+        "attendance_logged": result["attendance_logged"],
+        "similarity_score": result["similarity_score"],
+        "processing_ms": started.elapsed().as_millis() as u64,
+    });
+    audit_verification(tasks, task, &request.requested_by, details).await?;
     Ok(result)
+}
+
+/// Audits what a verification task decided (never the photo): one entry per task.
+async fn audit_verification(
+    tasks: &FaceTasks,
+    task: &Task,
+    requester: &Requester,
+    details: Value,
+) -> Result<(), TaskFailure> {
+    let event = AuditEvent::success("face_verification", None, details);
+    audit::record_for_task(&tasks.db, &task.id, requester, event)
+        .await
+        .map_err(|e| TaskFailure::retryable(e.to_string()))
 }
 
 struct Context<'a> {
     task_id: &'a str,
+    /// Every write of the task is conditioned on it.
+    claim: TaskClaim,
     camera_id: Option<&'a str>,
     location: Option<&'a str>,
     captured_at: DateTime<Utc>,
@@ -141,7 +182,7 @@ struct Context<'a> {
 /// enrolled person was recognised. `logged` holds the people this task has logged, so a
 /// person seen in several frames of one task is logged once.
 async fn face_result(
-    state: &AppState,
+    tasks: &FaceTasks,
     context: &Context<'_>,
     decided: &FaceDecision,
     logged: &mut HashSet<i64>,
@@ -176,7 +217,7 @@ async fn face_result(
     let Some(user_id) = decided.user_id else {
         return Ok(result);
     };
-    let user = match users::find_by_id(&state.db, user_id).await.map_err(|e| TaskFailure::retryable(e.to_string()))? {
+    let user = match users::find_by_id(&tasks.db, user_id).await.map_err(|e| TaskFailure::retryable(e.to_string()))? {
         Some(user) if user.is_active => user,
         // Removed from the index on deactivation; a race with it lands here.
         _ => {
@@ -192,7 +233,7 @@ async fn face_result(
         return Ok(result);
     }
     let outcome =
-        log_arrival(state, context, &user, confidence, similarity, liveness.map(|l| l.anti_spoof_score)).await?;
+        log_arrival(tasks, context, &user, confidence, similarity, liveness.map(|l| l.anti_spoof_score)).await?;
     match outcome {
         Logged::New(record) | Logged::AlreadyByThisTask(record) => {
             result["attendance_logged"] = json!(true);
@@ -207,7 +248,7 @@ async fn face_result(
 }
 
 async fn log_arrival(
-    state: &AppState,
+    tasks: &FaceTasks,
     context: &Context<'_>,
     user: &UserRecord,
     confidence: f32,
@@ -227,11 +268,12 @@ async fn log_arrival(
         details: json!({}),
     };
     let arrival = Arrival { user, log };
-    Ok(state.attendance.log(&state.db, &state.events, arrival).await?)
+    Ok(tasks.attendance.log(Some(&context.claim), arrival).await?)
 }
 
-/// Opens a spoofing incident (once per task) and publishes `spoofing_detected`.
-async fn report_spoof(state: &AppState, context: &Context<'_>, decided: &FaceDecision) -> Result<(), TaskFailure> {
+/// Opens a spoofing incident and records `spoofing_detected`, once per task: a task run
+/// again finds its incident and records nothing more. The event's key comes from the task.
+async fn report_spoof(tasks: &FaceTasks, context: &Context<'_>, decided: &FaceDecision) -> Result<(), TaskFailure> {
     let score = decided.face.as_ref().and_then(|f| f.liveness).map(|l| round4(l.anti_spoof_score));
     let details = json!({"anti_spoof_score": score, "task_id": context.task_id, "location": context.location});
     let incident = NewIncident {
@@ -242,23 +284,25 @@ async fn report_spoof(state: &AppState, context: &Context<'_>, decided: &FaceDec
         details: details.to_string(),
         task_id: Some(context.task_id.to_owned()),
     };
-    let record = incidents::insert(&state.db, incident).await.map_err(|e| TaskFailure::retryable(e.to_string()))?;
-    let incident_key = match &record {
-        Some(record) => format!("incident:{}", record.id),
-        None => format!("incident:task:{}", context.task_id),
+    let tx = begin_for_task(&tasks.db, Some(&context.claim)).await?;
+    let Some(record) = incidents::insert(&tx, incident).await.map_err(|e| TaskFailure::retryable(e.to_string()))?
+    else {
+        return Ok(());
     };
     let event = Event {
         kind: EventKind::SpoofingDetected,
-        key: incident_key,
+        key: format!("spoofing:{}", context.task_id),
         timestamp: Utc::now(),
         data: json!({
-            "incident_id": record.as_ref().map(|r| r.id),
+            "incident_id": record.id,
             "camera_id": context.camera_id,
             "location": context.location,
             "anti_spoof_score": score,
         }),
     };
-    state.events.publish(event).await?;
+    tasks.events.record(&tx, &event).await?;
+    tx.commit().await.map_err(|e| TaskFailure::retryable(e.to_string()))?;
+    tasks.events.announce([event]);
     Ok(())
 }
 
@@ -266,18 +310,26 @@ async fn report_spoof(state: &AppState, context: &Context<'_>, decided: &FaceDec
 const DEFAULT_MAX_FACES: usize = 10;
 pub const MAX_FACES_LIMIT: usize = 50;
 
-pub(super) async fn run_bulk(state: &AppState, task: &Task) -> Result<Value, TaskFailure> {
+pub(super) async fn run_bulk(tasks: &FaceTasks, task: &Task) -> Result<Value, TaskFailure> {
+    let started = Instant::now();
     let request: BulkRequest = decode_payload(task)?;
-    let rule = state.face.rule_with_threshold(request.options.similarity_threshold).map_err(TaskFailure::permanent)?;
+    let threshold = request.options.similarity_threshold;
+    let rule = if request.may_loosen_threshold {
+        tasks.face.rule_with_threshold(threshold)
+    } else {
+        tasks.face.stricter_rule(threshold)
+    }
+    .map_err(TaskFailure::permanent)?;
     let max_faces = request.options.max_faces.unwrap_or(DEFAULT_MAX_FACES).clamp(1, MAX_FACES_LIMIT);
     let mut logged = HashSet::new();
     let mut frames = Vec::with_capacity(request.images.len());
     let mut faces_total = 0;
     let mut recognised_total = 0;
     for frame in &request.images {
-        let decided = analyse_frame(state, &frame.image, max_faces, request.options.quality_threshold, rule).await?;
+        let decided = analyse_frame(tasks, &frame.image, max_faces, request.options.quality_threshold, rule).await?;
         let context = Context {
             task_id: &task.id,
+            claim: task.claim(),
             camera_id: frame.camera_id.as_deref(),
             location: frame.location.as_deref(),
             captured_at: request.captured_at,
@@ -289,9 +341,9 @@ pub(super) async fn run_bulk(state: &AppState, task: &Task) -> Result<Value, Tas
                 let mut results = Vec::with_capacity(faces.len());
                 for face in &faces {
                     if face.is_spoof() {
-                        report_spoof(state, &context, face).await?;
+                        report_spoof(tasks, &context, face).await?;
                     }
-                    let result = face_result(state, &context, face, &mut logged).await?;
+                    let result = face_result(tasks, &context, face, &mut logged).await?;
                     recognised_total += usize::from(result["recognized"] == json!(true));
                     results.push(result);
                 }
@@ -301,6 +353,16 @@ pub(super) async fn run_bulk(state: &AppState, task: &Task) -> Result<Value, Tas
         };
         frames.push(frame_result);
     }
+    let details = json!({
+        "frames": frames.len(),
+        "faces_detected": faces_total,
+        "recognized": recognised_total,
+        "attendance_logged": logged.len(),
+        "employee_ids": recognised_ids(&frames),
+        "similarity_threshold": round4(rule.threshold.get()),
+        "processing_ms": started.elapsed().as_millis() as u64,
+    });
+    audit_verification(tasks, task, &request.requested_by, details).await?;
     Ok(json!({
         "frames": frames,
         "faces_detected": faces_total,
@@ -310,16 +372,27 @@ pub(super) async fn run_bulk(state: &AppState, task: &Task) -> Result<Value, Tas
     }))
 }
 
+/// The employee ids recognised in a bulk result's frames, each once.
+fn recognised_ids(frames: &[Value]) -> std::collections::BTreeSet<&str> {
+    frames
+        .iter()
+        .filter_map(|frame| frame["faces"].as_array())
+        .flatten()
+        .filter(|face| face["recognized"] == json!(true))
+        .filter_map(|face| face["employee_id"].as_str())
+        .collect()
+}
+
 /// Every face of one frame (largest first, at most `max_faces`), decided.
 async fn analyse_frame(
-    state: &AppState,
+    tasks: &FaceTasks,
     image: &str,
     max_faces: usize,
     quality_threshold: Option<f32>,
     rule: ThresholdRule,
 ) -> Result<Result<Vec<FaceDecision>, String>, TaskFailure> {
-    let engine = state.face.engine()?;
-    let index = state.face.index();
+    let engine = tasks.face.engine()?;
+    let index = tasks.face.index();
     let image = image.to_owned();
     blocking(move || {
         let decoded = match engine.decode_base64(&image) {
@@ -344,14 +417,13 @@ fn decide_face(
     rule: &ThresholdRule,
     quality_threshold: Option<f32>,
 ) -> FaceDecision {
-    let rejection = match quality_threshold {
-        Some(minimum) if face.quality.score < minimum => {
+    // The request's minimum adds to the server's quality gate; it never replaces it.
+    let below_minimum = quality_threshold.is_some_and(|minimum| face.quality.score < minimum);
+    let rejection = match () {
+        () if below_minimum || !face.quality.is_acceptable() => {
             Some(FaceRejection::LowQuality { issues: face.quality.issues.clone() })
         }
-        None if !face.quality.is_acceptable() => {
-            Some(FaceRejection::LowQuality { issues: face.quality.issues.clone() })
-        }
-        _ => match face.liveness {
+        () => match face.liveness {
             Some(liveness) if !liveness.is_live => {
                 Some(FaceRejection::Spoof { anti_spoof_score: liveness.anti_spoof_score })
             }
