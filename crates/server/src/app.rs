@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::crypto::Sealer;
 use crate::domain::attendance::AttendanceDesk;
-use crate::domain::auth::{self, Authenticator};
+use crate::domain::auth::{self, Authenticator, PasswordPool};
 use crate::domain::face::{FaceService, FaceTasks};
 use crate::domain::users::{Email, NewPassword, Role};
 use crate::events::EventBus;
@@ -66,11 +66,13 @@ impl App {
             .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
         let db = connect_and_migrate(&config).await?;
         let secret = jwt_secret(&config)?;
-        let auth = Authenticator::new(&secret, config.access_token_ttl_secs, config.refresh_token_ttl_secs)?;
+        let passwords = PasswordPool::default();
+        let auth =
+            Authenticator::new(&secret, config.access_token_ttl_secs, config.refresh_token_ttl_secs, passwords).await?;
         let limiter = Arc::new(InProcessLimiter::new(
             Category::ALL.into_iter().map(|category| (category, Quota::for_category(&config, category))),
         ));
-        bootstrap_admin(&db, &config).await?;
+        bootstrap_admin(&db, auth.passwords(), &config).await?;
         let sealer = data_sealer(&config)?;
         let webhook_wakeup = Wakeup::default();
         let events = Arc::new(EventBus::new(vec![Arc::new(WebhookOutbox::new(webhook_wakeup.clone()))]));
@@ -205,7 +207,7 @@ fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 }
 
 /// Creates the admin named by `admin_email`/`admin_password` when no active admin exists.
-async fn bootstrap_admin(db: &Db, config: &Config) -> anyhow::Result<()> {
+async fn bootstrap_admin(db: &Db, passwords: &PasswordPool, config: &Config) -> anyhow::Result<()> {
     let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) else {
         return Ok(());
     };
@@ -215,7 +217,7 @@ async fn bootstrap_admin(db: &Db, config: &Config) -> anyhow::Result<()> {
     let email = Email::parse(email).map_err(|e| anyhow::anyhow!("admin_email {}", e.message))?;
     let password =
         NewPassword::parse(password.expose_secret()).map_err(|e| anyhow::anyhow!("admin_password {}", e.message))?;
-    create_admin(db, &email, &password, "Admin", "").await?;
+    create_admin(db, passwords, &email, &password, "Admin", "").await?;
     tracing::info!("created the bootstrap admin account");
     Ok(())
 }
@@ -223,6 +225,7 @@ async fn bootstrap_admin(db: &Db, config: &Config) -> anyhow::Result<()> {
 /// Creates an admin account (`rollcall admin create` and the bootstrap).
 pub async fn create_admin(
     db: &Db,
+    passwords: &PasswordPool,
     email: &Email,
     password: &NewPassword,
     first_name: &str,
@@ -238,7 +241,7 @@ pub async fn create_admin(
             last_name: last_name.to_owned(),
             role: Role::Admin,
             department: String::new(),
-            password_hash: auth::hash_password(password.expose())?,
+            password_hash: passwords.hash(password.expose()).await?,
         },
     )
     .await?;

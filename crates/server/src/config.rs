@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -36,12 +37,21 @@ pub struct Config {
     pub rate_limit_enabled: bool,
     pub rate_limit_auth_requests: u32,
     pub rate_limit_auth_per_secs: u64,
+    pub rate_limit_auth_ip_requests: u32,
+    pub rate_limit_auth_ip_per_secs: u64,
+    pub rate_limit_session_requests: u32,
+    pub rate_limit_session_per_secs: u64,
     pub rate_limit_face_verification_requests: u32,
     pub rate_limit_face_verification_per_secs: u64,
+    pub rate_limit_task_status_requests: u32,
+    pub rate_limit_task_status_per_secs: u64,
     pub rate_limit_reports_requests: u32,
     pub rate_limit_reports_per_secs: u64,
     pub rate_limit_general_requests: u32,
     pub rate_limit_general_per_secs: u64,
+    /// Proxies whose `X-Forwarded-For` is believed (CIDRs); empty: the socket peer is the client.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub trusted_proxies: Vec<IpNet>,
     pub models_dir: PathBuf,
     #[serde(deserialize_with = "empty_as_none")]
     pub data_key: Option<SecretString>,
@@ -141,6 +151,28 @@ fn empty_as_none<'de, D: serde::Deserializer<'de>, T: From<String>>(d: D) -> Res
     Ok(value.filter(|s| !s.trim().is_empty()).map(T::from))
 }
 
+/// A TOML list of networks, or (as environment variables can only spell it) one string of
+/// comma-separated networks. A bare address is a network of one.
+fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Networks {
+        List(Vec<String>),
+        CommaSeparated(String),
+    }
+    let entries = match Networks::deserialize(d)? {
+        Networks::List(list) => list,
+        Networks::CommaSeparated(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    entries.iter().map(|entry| entry.trim()).filter(|entry| !entry.is_empty()).map(parse_network).collect()
+}
+
+fn parse_network<E: serde::de::Error>(text: &str) -> Result<IpNet, E> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| E::custom(format!("{text:?} is not a network (CIDR such as 10.0.0.0/8) or an IP address")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +185,23 @@ mod tests {
         assert!(config.jwt_secret.is_none());
         assert_eq!(config.max_body_bytes, 10 * 1024 * 1024);
         assert_eq!(config.access_token_ttl_secs, 900);
+    }
+
+    #[test]
+    fn trusted_proxies_are_a_list_or_comma_separated_as_in_the_environment() {
+        let parse = |value: &str| {
+            Figment::from(Toml::string(DEFAULTS_TOML))
+                .merge(Toml::string(&format!("trusted_proxies = {value}")))
+                .extract::<Config>()
+                .map(|config| config.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>())
+                .map_err(|error| error.to_string())
+        };
+        assert!(Config::with_data_dir("./data").trusted_proxies.is_empty());
+        assert_eq!(parse(r#"["10.0.0.0/8", "::1"]"#).unwrap(), ["10.0.0.0/8", "::1/128"]);
+        assert_eq!(parse(r#""127.0.0.1/32, 192.168.1.7""#).unwrap(), ["127.0.0.1/32", "192.168.1.7/32"]);
+        assert_eq!(parse(r#""""#).unwrap(), Vec::<String>::new());
+        let error = parse(r#""10.0.0.0/8,proxy.local""#).unwrap_err();
+        assert!(error.contains("proxy.local"), "{error}");
     }
 
     #[test]

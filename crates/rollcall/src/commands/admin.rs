@@ -1,5 +1,6 @@
 //! `rollcall admin create`: create an admin account from the command line.
 
+use rollcall_server::domain::auth::PasswordPool;
 use rollcall_server::domain::users::{Email, NewPassword};
 use rollcall_server::{Config, app, telemetry};
 
@@ -37,7 +38,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let db = app::connect_and_migrate(&config).await?;
-        let result = app::create_admin(&db, &email, &password, &first_name, &last_name).await;
+        let passwords = PasswordPool::default();
+        let result = app::create_admin(&db, &passwords, &email, &password, &first_name, &last_name).await;
         db.close().await;
         let user = result.map_err(|e| match e.downcast_ref::<rollcall_server::store::StoreError>() {
             Some(rollcall_server::store::StoreError::Conflict(_)) => {

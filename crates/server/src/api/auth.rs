@@ -1,4 +1,7 @@
 //! `POST /auth/login/`, `/auth/refresh/`, `/auth/logout/`.
+//!
+//! Each checks the length of what it was sent first, then its rate limits (keyed by the
+//! client IP, and for login also by the e-mail), and only then does the work.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -8,19 +11,25 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::Json;
-use super::middleware::set_rate_limit_headers;
+use super::extract::{ClientIp, Json};
+use super::middleware::within_limits;
 use crate::app::AppState;
 use crate::domain::audit::{self, AuditEvent, ClientInfo, Severity};
-use crate::domain::auth::{AuthError, Session};
+use crate::domain::auth::{AuthError, LoginAttempt, MAX_TOKEN_BYTES, Session, within_limit};
 use crate::domain::users::Role;
-use crate::limiter::Category;
+use crate::limiter::{Category, ip_key};
 use crate::store;
+
+/// Largest body these routes read: credentials are small, so a large body is refused
+/// (413) before it is read, whatever `max_body_bytes` allows elsewhere.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 #[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
+    /// At most 254 bytes.
     #[schema(example = "user@example.com")]
     pub email: String,
+    /// At most 1 KiB.
     pub password: String,
 }
 
@@ -44,6 +53,7 @@ pub struct LoginUser {
 
 #[derive(Deserialize, ToSchema)]
 pub struct RefreshRequest {
+    /// A refresh token from login or refresh (at most 128 bytes).
     pub refresh: String,
 }
 
@@ -70,34 +80,32 @@ impl From<Session> for LoginResponse {
     }
 }
 
-/// Log in with e-mail and password.
+/// Log in with e-mail and password. Limited per client IP and e-mail, and per client IP
+/// whatever the e-mail.
 #[utoipa::path(post, path = "/auth/login/", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn login(State(state): State<AppState>, client: ClientInfo, Json(request): Json<LoginRequest>) -> Response {
-    let email = request.email.trim().to_lowercase();
-    let decision = if state.config.rate_limit_enabled {
-        let key = format!("{}|{}", client.ip.as_deref().unwrap_or_default(), email);
-        Some(state.limiter.check(Category::Auth, &key))
-    } else {
-        None
-    };
-    let mut response = match decision {
-        Some(decision) if !decision.allowed => ApiError::RateLimited(decision.retry_after).into_response(),
-        _ => login_checked(&state, &client, &email, &request.password).await.into_response(),
-    };
-    if let Some(decision) = decision {
-        set_rate_limit_headers(response.headers_mut(), &decision);
-    }
-    response
+    responses((status = 200, body = LoginResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    client: ClientInfo,
+    Json(request): Json<LoginRequest>,
+) -> ApiResult<Response> {
+    let attempt = LoginAttempt::parse(&request.email, &request.password)?;
+    let ip = ip_key(ip);
+    let account = format!("{ip}|{}", attempt.email());
+    // Per IP first: an address over its quota adds no key per e-mail it tries.
+    let checks = [(Category::AuthIp, ip.as_str()), (Category::Auth, account.as_str())];
+    Ok(within_limits(&state, &checks, async { login_checked(&state, &client, &attempt).await.into_response() }).await)
 }
 
 async fn login_checked(
     state: &AppState,
     client: &ClientInfo,
-    email: &str,
-    password: &str,
+    attempt: &LoginAttempt,
 ) -> ApiResult<Json<LoginResponse>> {
-    match state.auth.login(&state.db, email, password).await {
+    let email = attempt.email();
+    match state.auth.login(&state.db, attempt).await {
         Ok(session) => {
             let event = AuditEvent::success("login", Some(session.user.employee_id.clone()), json!({"email": email}));
             audit::record(&state.db, client, event).await;
@@ -114,16 +122,33 @@ async fn login_checked(
     }
 }
 
+/// The refresh token of a request, within its length limit.
+fn refresh_token(request: &RefreshRequest) -> ApiResult<&str> {
+    Ok(within_limit("refresh", request.refresh.trim(), MAX_TOKEN_BYTES)?)
+}
+
 /// Exchange a refresh token for a new access and refresh token. The old refresh token
-/// stops working; presenting it again revokes every session of that login.
+/// stops working; presenting it again revokes every session of that login. Limited per
+/// client IP, together with logout.
 #[utoipa::path(post, path = "/auth/refresh/", tag = "auth", request_body = RefreshRequest,
-    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = TokenPair), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn refresh(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     client: ClientInfo,
     Json(request): Json<RefreshRequest>,
-) -> ApiResult<Json<TokenPair>> {
-    match state.auth.refresh(&state.db, request.refresh.trim()).await {
+) -> ApiResult<Response> {
+    let token = refresh_token(&request)?;
+    let ip = ip_key(ip);
+    Ok(within_limits(&state, &[(Category::Session, ip.as_str())], async {
+        refresh_checked(&state, &client, token).await.into_response()
+    })
+    .await)
+}
+
+async fn refresh_checked(state: &AppState, client: &ClientInfo, token: &str) -> ApiResult<Json<TokenPair>> {
+    match state.auth.refresh(&state.db, token).await {
         Ok(session) => Ok(Json(TokenPair { access: session.access, refresh: session.refresh })),
         Err(AuthError::RefreshReused) => {
             let event = AuditEvent::failure(
@@ -132,7 +157,7 @@ pub async fn refresh(
                 json!({"reason": "a rotated refresh token was presented again; its family is revoked"}),
             )
             .with_severity(Severity::Error);
-            audit::record(&state.db, &client, event).await;
+            audit::record(&state.db, client, event).await;
             Err(AuthError::RefreshReused.into())
         }
         Err(other) => Err(other.into()),
@@ -140,17 +165,29 @@ pub async fn refresh(
 }
 
 /// Log out: revoke the refresh token and every token rotated from the same login.
+/// Limited per client IP, together with refresh.
 #[utoipa::path(post, path = "/auth/logout/", tag = "auth", request_body = RefreshRequest,
-    responses((status = 204, description = "Logged out"), (status = 401, body = ErrorBody)))]
+    responses((status = 204, description = "Logged out"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn logout(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     client: ClientInfo,
     Json(request): Json<RefreshRequest>,
-) -> ApiResult<StatusCode> {
-    let Some(user_id) = state.auth.logout(&state.db, request.refresh.trim()).await? else {
+) -> ApiResult<Response> {
+    let token = refresh_token(&request)?;
+    let ip = ip_key(ip);
+    Ok(within_limits(&state, &[(Category::Session, ip.as_str())], async {
+        logout_checked(&state, &client, token).await.into_response()
+    })
+    .await)
+}
+
+async fn logout_checked(state: &AppState, client: &ClientInfo, token: &str) -> ApiResult<StatusCode> {
+    let Some(user_id) = state.auth.logout(&state.db, token).await? else {
         return Err(ApiError::Unauthorized("the refresh token is invalid".into()));
     };
     let actor = store::users::find_by_id(&state.db, user_id).await?.map(|u| u.employee_id);
-    audit::record(&state.db, &client, AuditEvent::success("logout", actor, json!({}))).await;
+    audit::record(&state.db, client, AuditEvent::success("logout", actor, json!({}))).await;
     Ok(StatusCode::NO_CONTENT)
 }

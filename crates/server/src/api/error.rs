@@ -26,7 +26,9 @@ pub enum ApiError {
     MalformedJson(String),
     #[error("{0}")]
     BadRequest(String),
-    #[error("request body is larger than the server accepts (max_body_bytes)")]
+    #[error(
+        "request body is larger than the server accepts here (max_body_bytes; 16 KiB for login, refresh and logout)"
+    )]
     PayloadTooLarge,
     #[error("expected a request body with Content-Type: application/json")]
     UnsupportedMediaType,

@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Query};
 use crate::app::AppState;
+use crate::domain::auth::{MAX_ACCESS_TOKEN_BYTES, within_limit};
 use crate::domain::users::Role;
 use crate::events::Event;
 
@@ -50,7 +51,10 @@ pub async fn stream_events(
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let principal = match (caller, query.access_token) {
         (Some(Auth(principal)), _) => principal,
-        (None, Some(token)) => state.auth.authenticate_access(&state.db, token.trim()).await?,
+        (None, Some(token)) => {
+            let token = within_limit("access_token", token.trim(), MAX_ACCESS_TOKEN_BYTES)?;
+            state.auth.authenticate_access(&state.db, token).await?
+        }
         (None, None) => {
             return Err(ApiError::Unauthorized(
                 "authentication required: send `Authorization: Bearer <access token>` or `?access_token=<access token>`"

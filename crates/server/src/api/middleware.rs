@@ -1,18 +1,17 @@
 //! Layers every API request passes through: authentication, rate limiting, the error
 //! shape for responses axum makes itself (404, 405, 413), and logging of 5xx causes.
 
-use std::net::SocketAddr;
-
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, LoggedCause};
+use super::extract::client_ip;
 use crate::app::AppState;
-use crate::domain::auth::Principal;
-use crate::limiter::{Category, Decision};
+use crate::domain::auth::{MAX_ACCESS_TOKEN_BYTES, MAX_TOKEN_BYTES, Principal, within_limit};
+use crate::limiter::{self, Category, Decision};
 
 /// Reads `Authorization: Bearer <jwt>`, `Authorization: Api-Key <key>` or `X-API-Key`,
 /// and puts the [`Principal`] into the request. Wrong credentials get 401 here; a request
@@ -31,7 +30,8 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
 async fn principal_of(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
     if let Some(key) = headers.get("x-api-key") {
         let key = key.to_str().map_err(|_| ApiError::Unauthorized("the API key is invalid or revoked".into()))?;
-        return Ok(Some(state.auth.authenticate_api_key(&state.db, key.trim()).await?));
+        let key = within_limit("X-API-Key", key.trim(), MAX_TOKEN_BYTES)?;
+        return Ok(Some(state.auth.authenticate_api_key(&state.db, key).await?));
     }
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
@@ -40,36 +40,43 @@ async fn principal_of(state: &AppState, headers: &HeaderMap) -> Result<Option<Pr
     let (scheme, credential) = value.split_once(' ').unwrap_or((value, ""));
     let credential = credential.trim();
     if scheme.eq_ignore_ascii_case("bearer") {
-        Ok(Some(state.auth.authenticate_access(&state.db, credential).await?))
+        let token = within_limit("Authorization", credential, MAX_ACCESS_TOKEN_BYTES)?;
+        Ok(Some(state.auth.authenticate_access(&state.db, token).await?))
     } else if scheme.eq_ignore_ascii_case("api-key") {
-        Ok(Some(state.auth.authenticate_api_key(&state.db, credential).await?))
+        let key = within_limit("Authorization", credential, MAX_TOKEN_BYTES)?;
+        Ok(Some(state.auth.authenticate_api_key(&state.db, key).await?))
     } else {
         Err(ApiError::Unauthorized("unsupported Authorization scheme: use `Bearer <token>` or `Api-Key <key>`".into()))
     }
 }
 
-/// Counts the request against `category` for its caller (or its IP when anonymous).
+/// Counts the request against `category` for its caller (or its client IP when anonymous).
 pub async fn rate_limit(
     State((state, category)): State<(AppState, Category)>,
     request: Request,
     next: Next,
 ) -> Response {
-    if !state.config.rate_limit_enabled {
-        return next.run(request).await;
-    }
     let key = match request.extensions().get::<Principal>() {
         Some(principal) => principal.key(),
-        None => {
-            let ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip().to_string());
-            format!("ip:{}", ip.unwrap_or_default())
-        }
+        None => limiter::ip_key(client_ip(request.extensions(), request.headers(), &state.config.trusted_proxies)),
     };
-    let decision = state.limiter.check(category, &key);
-    let mut response = if decision.allowed {
-        next.run(request).await
-    } else {
-        ApiError::RateLimited(decision.retry_after).into_response()
-    };
+    within_limits(&state, &[(category, key.as_str())], next.run(request)).await
+}
+
+/// Runs `work` if each of `checks` allows one more request (see
+/// [`crate::limiter::RateLimiter::check_all`]), else answers 429; either way with the
+/// `X-RateLimit-*` headers of the tightest quota.
+pub async fn within_limits(
+    state: &AppState,
+    checks: &[(Category, &str)],
+    work: impl Future<Output = Response>,
+) -> Response {
+    if !state.config.rate_limit_enabled {
+        return work.await;
+    }
+    let decision = state.limiter.check_all(checks);
+    let mut response =
+        if decision.allowed { work.await } else { ApiError::RateLimited(decision.retry_after).into_response() };
     set_rate_limit_headers(response.headers_mut(), &decision);
     response
 }

@@ -94,8 +94,12 @@ pub fn router(state: AppState) -> Router {
 
 /// `/api/v1`: routes and their OpenAPI description, registered together.
 fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
-    let public =
-        OpenApiRouter::new().routes(routes!(auth::login)).routes(routes!(auth::refresh)).routes(routes!(auth::logout));
+    // Rate limited in their handlers, after the lengths of what they were sent are checked.
+    let public = OpenApiRouter::new()
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .layer(DefaultBodyLimit::max(auth::MAX_BODY_BYTES));
     let general = OpenApiRouter::new()
         .routes(routes!(api_keys::create_api_key, api_keys::list_api_keys))
         .routes(routes!(api_keys::revoke_api_key))
@@ -104,9 +108,6 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .route("/users/{id}/", axum::routing::patch(users::update_user))
         .routes(routes!(audit::list_audit_logs))
         .routes(routes!(face::enroll))
-        .routes(routes!(face::enroll_status))
-        .routes(routes!(face::verify_status))
-        .routes(routes!(face::bulk_status))
         .routes(routes!(face::erase_template))
         .merge(webhooks::routes())
         .merge(events::routes())
@@ -115,9 +116,17 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
     let verification = OpenApiRouter::new().routes(routes!(face::verify)).routes(routes!(face::bulk_verify)).layer(
         axum::middleware::from_fn_with_state((state.clone(), Category::FaceVerification), middleware::rate_limit),
     );
+    // Polling one's own tasks has a quota of its own: a client polling each of its
+    // verifications would otherwise spend the general budget within minutes.
+    let task_status = OpenApiRouter::new()
+        .routes(routes!(face::enroll_status))
+        .routes(routes!(face::verify_status))
+        .routes(routes!(face::bulk_status))
+        .layer(axum::middleware::from_fn_with_state((state.clone(), Category::TaskStatus), middleware::rate_limit));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public)
         .merge(general)
         .merge(verification)
+        .merge(task_status)
         .layer(axum::middleware::from_fn_with_state(state, middleware::authenticate))
 }

@@ -12,7 +12,7 @@ use super::extract::{Admin, Auth, Json, Path, Query};
 use super::pagination::{PageParams, Paginated, RequestUrl};
 use crate::app::AppState;
 use crate::domain::audit::{self, AuditEvent, ClientInfo};
-use crate::domain::auth::{Principal, hash_password, verify_password};
+use crate::domain::auth::{MAX_PASSWORD_BYTES, PasswordPool, Principal, within_limit};
 use crate::domain::users::{self, Email, EmployeeId, Invalid, NewPassword, Role, parse_text};
 use crate::store::users::{self as user_store, NewUser, UserChanges, UserFilter, UserRecord};
 
@@ -111,7 +111,7 @@ pub async fn create_user(
     client: ClientInfo,
     Json(request): Json<CreateUserRequest>,
 ) -> ApiResult<(StatusCode, Json<UserResponse>)> {
-    let new_user = parse_new_user(request)?;
+    let new_user = parse_new_user(state.auth.passwords(), request).await?;
     let employee_id = new_user.employee_id.clone();
     let result = user_store::insert(&state.db, new_user).await;
     let event = match &result {
@@ -130,7 +130,7 @@ pub async fn create_user(
     Ok((StatusCode::CREATED, Json(result?.into())))
 }
 
-fn parse_new_user(request: CreateUserRequest) -> Result<NewUser, ApiError> {
+async fn parse_new_user(passwords: &PasswordPool, request: CreateUserRequest) -> Result<NewUser, ApiError> {
     let mut invalid = Vec::new();
     let mut check = |result: Result<String, Invalid>| result.map_err(|e| invalid.push(e)).unwrap_or_default();
     let employee_id = check(EmployeeId::parse(&request.employee_id).map(|id| id.as_str().to_owned()));
@@ -149,7 +149,7 @@ fn parse_new_user(request: CreateUserRequest) -> Result<NewUser, ApiError> {
         last_name,
         role: request.role,
         department,
-        password_hash: hash_password(&password).map_err(ApiError::internal)?,
+        password_hash: passwords.hash(&password).await.map_err(ApiError::internal)?,
     })
 }
 
@@ -205,7 +205,7 @@ pub async fn update_user(
     ensure_self_or_admin(&principal, id)?;
     let existing = find(&state, id).await?;
     if !principal.is_admin() {
-        ensure_self_service(&request, &existing)?;
+        ensure_self_service(state.auth.passwords(), &request, &existing).await?;
     }
     let changed_fields = changed_field_names(&request);
     if existing.role == Role::Admin
@@ -213,7 +213,7 @@ pub async fn update_user(
     {
         ensure_not_last_admin(&state).await?;
     }
-    let changes = parse_changes(request)?;
+    let changes = parse_changes(state.auth.passwords(), request).await?;
     let result = users::apply_changes(&state.db, id, changes).await;
     let event = match &result {
         Ok(_) => AuditEvent::success(
@@ -237,7 +237,11 @@ pub async fn update_user(
     Ok(Json(user.into()))
 }
 
-fn ensure_self_service(request: &UpdateUserRequest, existing: &UserRecord) -> Result<(), ApiError> {
+async fn ensure_self_service(
+    passwords: &PasswordPool,
+    request: &UpdateUserRequest,
+    existing: &UserRecord,
+) -> Result<(), ApiError> {
     let admin_only = request.employee_id.is_some()
         || request.email.is_some()
         || request.role.is_some()
@@ -249,8 +253,12 @@ fn ensure_self_service(request: &UpdateUserRequest, existing: &UserRecord) -> Re
         ));
     }
     if request.password.is_some() {
-        let current = request.current_password.as_deref().unwrap_or_default();
-        if !verify_password(&existing.password_hash, current) {
+        let current = within_limit(
+            "current_password",
+            request.current_password.as_deref().unwrap_or_default(),
+            MAX_PASSWORD_BYTES,
+        )?;
+        if !passwords.verify(&existing.password_hash, current).await.map_err(ApiError::internal)? {
             return Err(ApiError::validation("current_password", "must be your current password"));
         }
     }
@@ -273,7 +281,7 @@ fn changed_field_names(request: &UpdateUserRequest) -> Vec<&'static str> {
     .collect()
 }
 
-fn parse_changes(request: UpdateUserRequest) -> Result<UserChanges, ApiError> {
+async fn parse_changes(passwords: &PasswordPool, request: UpdateUserRequest) -> Result<UserChanges, ApiError> {
     let mut invalid = Vec::new();
     let mut check = |result: Option<Result<String, Invalid>>| match result {
         Some(Ok(value)) => Some(value),
@@ -292,7 +300,10 @@ fn parse_changes(request: UpdateUserRequest) -> Result<UserChanges, ApiError> {
     if !invalid.is_empty() {
         return Err(invalid.into());
     }
-    let password_hash = password.map(|p| hash_password(&p)).transpose().map_err(ApiError::internal)?;
+    let password_hash = match password {
+        Some(password) => Some(passwords.hash(&password).await.map_err(ApiError::internal)?),
+        None => None,
+    };
     Ok(UserChanges {
         employee_id,
         email,

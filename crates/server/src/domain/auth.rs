@@ -4,6 +4,11 @@
 //! request (deactivated or revoked users are refused at once). Refresh tokens and API
 //! keys are random strings stored only as SHA-256 hashes. A refresh token is used once:
 //! presenting a rotated one again means it leaked, and its whole family is revoked.
+//!
+//! Credentials are bounded in length ([`within_limit`]) before anything else is done with
+//! them, and argon2 runs on a [`PasswordPool`], never on the async runtime.
+
+use std::sync::Arc;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -15,8 +20,98 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::users::Role;
+use tokio::sync::Semaphore;
+
+use super::users::{Invalid, Role};
 use crate::store::{self, Db, StoreError, api_keys, refresh_tokens, users::UserRecord};
+
+/// The longest e-mail address there is (RFC 5321's path limit).
+pub const MAX_EMAIL_BYTES: usize = 254;
+/// A stored password has at most 256 characters (`NewPassword`), which is at most 1 KiB.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Refresh tokens (46 bytes) and API keys (43 bytes), with room to change their format.
+pub const MAX_TOKEN_BYTES: usize = 128;
+/// Access tokens are JWTs of about 300 bytes.
+pub const MAX_ACCESS_TOKEN_BYTES: usize = 4096;
+
+/// `value` if it is at most `max_bytes` long. Checked before a credential is hashed,
+/// looked up, counted by a rate limit or written to the audit log, so that nothing of an
+/// oversized value is stored or kept.
+pub fn within_limit<'a>(field: &'static str, value: &'a str, max_bytes: usize) -> Result<&'a str, Invalid> {
+    if value.len() <= max_bytes {
+        Ok(value)
+    } else {
+        Err(Invalid::new(field, format!("must be at most {max_bytes} bytes")))
+    }
+}
+
+/// An e-mail (trimmed, lower-cased) and password as typed at login, within their limits.
+pub struct LoginAttempt {
+    email: String,
+    password: SecretString,
+}
+
+impl LoginAttempt {
+    pub fn parse(email: &str, password: &str) -> Result<Self, Vec<Invalid>> {
+        let email = within_limit("email", email.trim(), MAX_EMAIL_BYTES);
+        let password = within_limit("password", password, MAX_PASSWORD_BYTES);
+        match (email, password) {
+            (Ok(email), Ok(password)) => {
+                Ok(Self { email: email.to_lowercase(), password: SecretString::from(password.to_owned()) })
+            }
+            (email, password) => Err([email.err(), password.err()].into_iter().flatten().collect()),
+        }
+    }
+
+    pub fn email(&self) -> &str {
+        &self.email
+    }
+}
+
+/// Runs argon2 on tokio's blocking threads, at most one hash per core at a time: a burst
+/// of logins waits for a permit instead of stalling the async runtime (and every other
+/// request) or starting more CPU-bound work than there are cores.
+#[derive(Clone)]
+pub struct PasswordPool {
+    permits: Arc<Semaphore>,
+}
+
+impl Default for PasswordPool {
+    /// One permit per CPU core.
+    fn default() -> Self {
+        Self::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
+    }
+}
+
+impl PasswordPool {
+    pub fn new(max_concurrent: usize) -> Self {
+        Self { permits: Arc::new(Semaphore::new(max_concurrent.max(1))) }
+    }
+
+    /// An argon2id hash of `password` with a fresh salt.
+    pub async fn hash(&self, password: &str) -> Result<String, AuthError> {
+        let password = SecretString::from(password.to_owned());
+        self.run(move || hash_password(password.expose_secret())).await?
+    }
+
+    /// Whether `password` matches `hash`; `false` for a hash that does not parse.
+    pub async fn verify(&self, hash: &str, password: &str) -> Result<bool, AuthError> {
+        let (hash, password) = (hash.to_owned(), SecretString::from(password.to_owned()));
+        self.run(move || verify_password(&hash, password.expose_secret())).await
+    }
+
+    /// Cancel safety: dropping the future while it waits for a permit gives up its turn;
+    /// once started, the work runs to the end and keeps its permit until then.
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, AuthError> {
+        let permit = self.permits.clone().acquire_owned().await.map_err(|e| AuthError::Hashing(e.to_string()))?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|e| AuthError::Hashing(e.to_string()))
+    }
+}
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
@@ -101,28 +196,40 @@ pub struct Authenticator {
     decoding_key: DecodingKey,
     access_ttl: Duration,
     refresh_ttl: Duration,
+    passwords: PasswordPool,
     /// Verified against when the e-mail is unknown, so that a wrong e-mail costs as much
     /// time as a wrong password and does not reveal who has an account.
     dummy_hash: String,
 }
 
 impl Authenticator {
-    pub fn new(secret: &SecretString, access_ttl_secs: u64, refresh_ttl_secs: u64) -> Result<Self, AuthError> {
+    pub async fn new(
+        secret: &SecretString,
+        access_ttl_secs: u64,
+        refresh_ttl_secs: u64,
+        passwords: PasswordPool,
+    ) -> Result<Self, AuthError> {
         let secret = secret.expose_secret().as_bytes();
         Ok(Self {
             encoding_key: EncodingKey::from_secret(secret),
             decoding_key: DecodingKey::from_secret(secret),
             access_ttl: Duration::seconds(access_ttl_secs as i64),
             refresh_ttl: Duration::seconds(refresh_ttl_secs as i64),
-            dummy_hash: hash_password("not a real password")?,
+            dummy_hash: passwords.hash("not a real password").await?,
+            passwords,
         })
     }
 
+    /// Where this authenticator hashes and verifies passwords.
+    pub fn passwords(&self) -> &PasswordPool {
+        &self.passwords
+    }
+
     /// Checks an e-mail and password; on success the user's `last_login` is updated.
-    pub async fn login(&self, db: &Db, email: &str, password: &str) -> Result<Session, AuthError> {
-        let user = store::users::find_by_email(db, &email.trim().to_lowercase()).await?;
+    pub async fn login(&self, db: &Db, attempt: &LoginAttempt) -> Result<Session, AuthError> {
+        let user = store::users::find_by_email(db, attempt.email()).await?;
         let hash = user.as_ref().map_or(self.dummy_hash.as_str(), |u| u.password_hash.as_str());
-        let password_ok = verify_password(hash, password);
+        let password_ok = self.passwords.verify(hash, attempt.password.expose_secret()).await?;
         let user = match user {
             Some(user) if password_ok => user,
             _ => return Err(AuthError::BadCredentials),
@@ -238,7 +345,8 @@ pub fn generate_api_key() -> NewApiKey {
     NewApiKey { prefix: key[..11].to_owned(), hash: sha256_hex(&key), key }
 }
 
-pub fn hash_password(password: &str) -> Result<String, AuthError> {
+/// Blocking: only through [`PasswordPool`].
+fn hash_password(password: &str) -> Result<String, AuthError> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
@@ -246,7 +354,8 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
         .map_err(|e| AuthError::Hashing(e.to_string()))
 }
 
-pub fn verify_password(hash: &str, password: &str) -> bool {
+/// Blocking: only through [`PasswordPool`].
+fn verify_password(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
@@ -272,6 +381,53 @@ mod tests {
         assert!(verify_password(&hash, "correct horse"));
         assert!(!verify_password(&hash, "wrong horse"));
         assert!(!verify_password("not a hash", "correct horse"));
+    }
+
+    #[tokio::test]
+    async fn the_pool_hashes_and_verifies_off_the_runtime() {
+        let pool = PasswordPool::new(1);
+        let hash = pool.hash("correct horse").await.unwrap();
+        let (right, wrong) = tokio::join!(pool.verify(&hash, "correct horse"), pool.verify(&hash, "wrong horse"));
+        assert!(right.unwrap());
+        assert!(!wrong.unwrap());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn hashing_leaves_the_async_runtime_free() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let ticks = Arc::new(AtomicU32::new(0));
+        let ticker = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        let pool = PasswordPool::new(1);
+        for _ in 0..3 {
+            pool.hash("correct horse").await.unwrap();
+        }
+        ticker.abort();
+        // Had argon2 run on this single runtime thread, the ticker could only have run
+        // between two hashes.
+        assert!(ticks.load(Ordering::Relaxed) >= 10, "{} ticks", ticks.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn oversized_login_fields_are_refused_by_name() {
+        let attempt = LoginAttempt::parse("  Jane@College.EDU ", "secret").ok().unwrap();
+        assert_eq!(attempt.email(), "jane@college.edu");
+        let long_email = format!("{}@college.edu", "a".repeat(MAX_EMAIL_BYTES));
+        let long_password = "p".repeat(MAX_PASSWORD_BYTES + 1);
+        let fields = |result: Result<LoginAttempt, Vec<Invalid>>| -> Vec<&str> {
+            result.err().unwrap().iter().map(|invalid| invalid.field).collect()
+        };
+        assert_eq!(fields(LoginAttempt::parse(&long_email, "secret")), ["email"]);
+        assert_eq!(fields(LoginAttempt::parse("a@b.cd", &long_password)), ["password"]);
+        assert_eq!(fields(LoginAttempt::parse(&long_email, &long_password)), ["email", "password"]);
+        assert!(LoginAttempt::parse(&"a".repeat(MAX_EMAIL_BYTES), &"p".repeat(MAX_PASSWORD_BYTES)).is_ok());
     }
 
     #[test]

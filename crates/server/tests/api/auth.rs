@@ -171,3 +171,69 @@ async fn people_change_their_own_password_only_with_the_current_one() {
     let old = app.post("/auth/login/", None, json!({"email": student.email, "password": PASSWORD})).await;
     assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// Every entry of the audit log, newest first.
+async fn all_audit_entries(app: &TestApp) -> Vec<Value> {
+    let response = app.get("/security/audit-logs/?page_size=100", &app.admin_token).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json::<Value>().await.unwrap()["results"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_2_mib_email_is_refused_at_once_and_stored_nowhere() {
+    // Shipped quotas: had oversized attempts reached the limiter they would meet 429.
+    let app = spawn_app_with(default_quotas).await;
+    let huge = format!("{}@college.edu", "a".repeat(2 * 1024 * 1024));
+    for _ in 0..10 {
+        let started = std::time::Instant::now();
+        let response = app.post("/auth/login/", None, json!({"email": huge, "password": "guess-1234"})).await;
+        let elapsed = started.elapsed();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(error_code(response).await, "payload_too_large");
+        assert!(elapsed < std::time::Duration::from_millis(250), "took {elapsed:?}");
+    }
+    // Over a field's limit but well within the body limit: 400 naming the field.
+    let long_email = format!("{}@college.edu", "b".repeat(300));
+    let long_password = "p".repeat(2 * 1024);
+    for (body, field) in [
+        (json!({"email": long_email, "password": "guess-1234"}), "email"),
+        (json!({"email": ADMIN_EMAIL, "password": long_password}), "password"),
+    ] {
+        for _ in 0..10 {
+            let response = app.post("/auth/login/", None, body.clone()).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+            let error: Value = response.json().await.unwrap();
+            assert_eq!(error["error"]["code"], "validation_error");
+            assert!(error["error"]["fields"][field].is_string(), "{error}");
+        }
+    }
+    // Nothing of them was audited (only spawn_app's own login is), nor counted: the
+    // admin's address and e-mail still have their whole quota.
+    let entries = all_audit_entries(&app).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(!entries[0].to_string().contains("bbbbbbbbbb"));
+    app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+}
+
+#[tokio::test]
+async fn oversized_refresh_tokens_and_api_keys_get_400_naming_the_field() {
+    let app = spawn_app().await;
+    let long_token = format!("rt_{}", "t".repeat(1024));
+    for path in ["/auth/refresh/", "/auth/logout/"] {
+        let response = app.post(path, None, json!({"refresh": long_token})).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+        let error: Value = response.json().await.unwrap();
+        assert!(error["error"]["fields"]["refresh"].is_string(), "{error}");
+    }
+    let long_key = format!("rk_{}", "k".repeat(1024));
+    let via_header = app.client.get(app.url("/users/")).header("X-API-Key", &long_key).send().await.unwrap();
+    assert_eq!(via_header.status(), StatusCode::BAD_REQUEST);
+    let error: Value = via_header.json().await.unwrap();
+    assert!(error["error"]["fields"]["X-API-Key"].is_string(), "{error}");
+    let via_authorization =
+        app.client.get(app.url("/users/")).header("Authorization", format!("Api-Key {long_key}")).send().await.unwrap();
+    assert_eq!(via_authorization.status(), StatusCode::BAD_REQUEST);
+    let long_jwt = "j".repeat(8 * 1024);
+    assert_eq!(app.get("/users/", &long_jwt).await.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(all_audit_entries(&app).await.len(), 1, "only spawn_app's own login is audited");
+}

@@ -110,9 +110,32 @@ pub fn test_config(data_dir: &std::path::Path, database_url: String) -> Config {
     config.admin_password = Some(ADMIN_PASSWORD.into());
     config.rate_limit_general_requests = 100_000;
     config.rate_limit_auth_requests = 10_000;
+    config.rate_limit_auth_ip_requests = 10_000;
+    config.rate_limit_session_requests = 10_000;
     config.rate_limit_face_verification_requests = 100_000;
+    config.rate_limit_task_status_requests = 100_000;
     config.task_workers = 2;
     config
+}
+
+/// Puts every rate-limit quota back to the shipped defaults (`spawn_app` raises them).
+pub fn default_quotas(config: &mut Config) {
+    let defaults = Config::with_data_dir(&config.data_dir);
+    config.rate_limit_enabled = defaults.rate_limit_enabled;
+    config.rate_limit_auth_requests = defaults.rate_limit_auth_requests;
+    config.rate_limit_auth_per_secs = defaults.rate_limit_auth_per_secs;
+    config.rate_limit_auth_ip_requests = defaults.rate_limit_auth_ip_requests;
+    config.rate_limit_auth_ip_per_secs = defaults.rate_limit_auth_ip_per_secs;
+    config.rate_limit_session_requests = defaults.rate_limit_session_requests;
+    config.rate_limit_session_per_secs = defaults.rate_limit_session_per_secs;
+    config.rate_limit_face_verification_requests = defaults.rate_limit_face_verification_requests;
+    config.rate_limit_face_verification_per_secs = defaults.rate_limit_face_verification_per_secs;
+    config.rate_limit_task_status_requests = defaults.rate_limit_task_status_requests;
+    config.rate_limit_task_status_per_secs = defaults.rate_limit_task_status_per_secs;
+    config.rate_limit_reports_requests = defaults.rate_limit_reports_requests;
+    config.rate_limit_reports_per_secs = defaults.rate_limit_reports_per_secs;
+    config.rate_limit_general_requests = defaults.rate_limit_general_requests;
+    config.rate_limit_general_per_secs = defaults.rate_limit_general_per_secs;
 }
 
 pub async fn spawn_face_app() -> TestApp {
