@@ -68,6 +68,7 @@ impl Server {
             .env("ROLLCALL_ATTENDANCE_COOLDOWN_SECS", "0")
             .env("ROLLCALL_RATE_LIMIT_FACE_VERIFICATION_REQUESTS", "100000")
             .env("ROLLCALL_RATE_LIMIT_GENERAL_REQUESTS", "1000000")
+            .env("ROLLCALL_RATE_LIMIT_TASK_STATUS_REQUESTS", "1000000")
             .env("ROLLCALL_RATE_LIMIT_AUTH_REQUESTS", "10000")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
