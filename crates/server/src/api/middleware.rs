@@ -15,7 +15,8 @@ use crate::limiter::{self, Category, Decision};
 
 /// Reads `Authorization: Bearer <jwt>`, `Authorization: Api-Key <key>` or `X-API-Key`,
 /// and puts the [`Principal`] into the request. Wrong credentials get 401 here; a request
-/// without credentials goes on, and handlers that need a caller refuse it.
+/// without credentials goes on, and the access policy ([`super::policy`]) refuses it on
+/// routes that need a caller.
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     match principal_of(&state, request.headers()).await {
         Ok(Some(principal)) => {

@@ -12,6 +12,7 @@ pub mod face;
 pub mod health;
 pub mod middleware;
 pub mod pagination;
+pub mod policy;
 pub mod users;
 pub mod webhooks;
 
@@ -68,7 +69,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    let (v1, openapi) = OpenApiRouter::new().nest("/api/v1", v1_routes(state.clone())).split_for_parts();
+    let (v1, mut openapi) = OpenApiRouter::new().nest("/api/v1", v1_routes(state.clone())).split_for_parts();
+    policy::describe(&mut openapi);
     let openapi_json = serde_json::to_string(&openapi).expect("the OpenAPI document serialises");
     let operations = Router::new()
         .route("/healthz", get(health::healthz))
@@ -81,6 +83,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/docs/", get(docs::docs_page))
         .route("/api/docs/{file}", get(docs::docs_asset));
     v1.merge(operations)
+        // Every route: who is calling, then whether the access policy lets them in.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), policy::enforce))
+        // A known path with a method it does not serve is no route: answer 405 without
+        // the policy, which would refuse it as a route missing from its table.
+        .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::authenticate))
         .with_state(state.clone())
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
@@ -123,10 +131,5 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(face::verify_status))
         .routes(routes!(face::bulk_status))
         .layer(axum::middleware::from_fn_with_state((state.clone(), Category::TaskStatus), middleware::rate_limit));
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(public)
-        .merge(general)
-        .merge(verification)
-        .merge(task_status)
-        .layer(axum::middleware::from_fn_with_state(state, middleware::authenticate))
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(public).merge(general).merge(verification).merge(task_status)
 }

@@ -55,6 +55,27 @@ async fn the_openapi_document_describes_every_endpoint() {
 }
 
 #[tokio::test]
+async fn the_openapi_document_says_who_may_call_each_operation() {
+    let app = spawn_app().await;
+    let spec: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let methods = ["get", "put", "post", "delete", "patch"];
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap().iter().filter(|(key, _)| methods.contains(&key.as_str())) {
+            let description = operation["description"].as_str().unwrap_or_default();
+            assert!(description.contains("**Who may call:**"), "{method} {path}: {description:?}");
+        }
+    }
+    let login = &spec["paths"]["/api/v1/auth/login/"]["post"];
+    assert!(login["description"].as_str().unwrap().contains("anyone; no credentials needed"));
+    assert_eq!(login["security"], serde_json::json!([]), "signing in needs no credentials");
+    let list_users = &spec["paths"]["/api/v1/users/"]["get"];
+    assert!(list_users["description"].as_str().unwrap().contains("with the role admin"));
+    assert!(list_users.get("security").is_none(), "the document-wide bearer or API key applies");
+    let events = &spec["paths"]["/api/v1/events/"]["get"];
+    assert!(events["description"].as_str().unwrap().contains("with the role admin or faculty"));
+}
+
+#[tokio::test]
 async fn interactive_docs_are_served_from_the_binary() {
     let app = spawn_app().await;
     let page = app.client.get(format!("{}/api/docs", app.address)).send().await.unwrap();
