@@ -93,6 +93,13 @@ impl ApiError {
         Self::Validation(format!("invalid value for {field}"), fields)
     }
 
+    /// A request without credentials to a route that needs a caller.
+    pub fn unauthenticated() -> Self {
+        Self::Unauthorized(
+            "authentication required: send `Authorization: Bearer <access token>` or `X-API-Key: <key>`".into(),
+        )
+    }
+
     pub fn forbidden() -> Self {
         Self::Forbidden("you do not have permission to do this".into())
     }

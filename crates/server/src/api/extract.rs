@@ -149,11 +149,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Principal>().cloned().map(Auth).ok_or_else(|| {
-            ApiError::Unauthorized(
-                "authentication required: send `Authorization: Bearer <access token>` or `X-API-Key: <key>`".into(),
-            )
-        })
+        parts.extensions.get::<Principal>().cloned().map(Auth).ok_or_else(ApiError::unauthenticated)
     }
 }
 

@@ -159,9 +159,7 @@ impl Access {
 impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> Self {
         match refusal {
-            Refusal::Unauthenticated => ApiError::Unauthorized(
-                "authentication required: send `Authorization: Bearer <access token>` or `X-API-Key: <key>`".into(),
-            ),
+            Refusal::Unauthenticated => ApiError::unauthenticated(),
             Refusal::Forbidden => ApiError::forbidden(),
         }
     }
