@@ -214,7 +214,8 @@ async fn status_polls_have_a_bucket_of_their_own() {
         let response = app.get("/face/verify/status/verify_nope/", &student.token).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "poll {n}");
     }
-    let limited = app.get("/face/enroll/status/enroll_nope/", &student.token).await;
+    // (Enrollment status is for admins, who alone enroll: a student's poll is refused first.)
+    let limited = app.get("/face/bulk-verify/status/bulk_nope/", &student.token).await;
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS, "every status route shares the bucket");
     let me = app.get(&format!("/users/{}/", student.id), &student.token).await;
     assert_eq!(me.status(), StatusCode::OK, "the general budget is separate");
