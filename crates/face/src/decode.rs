@@ -4,6 +4,7 @@
 //! pixel buffer is allocated, so a small file claiming to be 100000×100000 is refused
 //! cheaply. EXIF orientation is applied, so a phone photo taken sideways comes out upright.
 
+use std::borrow::Cow;
 use std::io::Cursor;
 
 use base64::Engine as _;
@@ -138,7 +139,12 @@ pub fn base64_payload(text: &str) -> Result<Vec<u8>> {
         }
         None => text,
     };
-    let cleaned: String = payload.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    // Copied only when there is whitespace to remove: a photo's text is megabytes.
+    let cleaned: Cow<'_, str> = if payload.bytes().any(|b| b.is_ascii_whitespace()) {
+        payload.chars().filter(|c| !c.is_ascii_whitespace()).collect::<String>().into()
+    } else {
+        payload.into()
+    };
     // Accept both padded and unpadded, standard and URL-safe alphabets.
     let cleaned = cleaned.trim_end_matches('=');
     let engine = if cleaned.contains(['-', '_']) {

@@ -115,11 +115,11 @@ fn reject_code(reason: rollcall_face::RejectReason) -> &'static str {
 
 pub(super) async fn run_verify(tasks: &FaceTasks, task: &Task) -> Result<Value, TaskFailure> {
     let started = Instant::now();
-    let request: VerifyRequest = decode_payload(task)?;
+    let mut request: VerifyRequest = decode_payload(task)?;
     let engine = tasks.face.engine()?;
     let index = tasks.face.index();
     let rule = *tasks.face.rule();
-    let image = request.image.clone();
+    let image = std::mem::take(&mut request.image);
     let decided = blocking(move || {
         let decoded =
             engine.decode_base64(&image).map_err(|e| TaskFailure::permanent(format!("invalid image: {e}")))?;
@@ -325,8 +325,9 @@ pub(super) async fn run_bulk(tasks: &FaceTasks, task: &Task) -> Result<Value, Ta
     let mut frames = Vec::with_capacity(request.images.len());
     let mut faces_total = 0;
     let mut recognised_total = 0;
-    for frame in &request.images {
-        let decided = analyse_frame(tasks, &frame.image, max_faces, request.options.quality_threshold, rule).await?;
+    // Each frame's photo is freed once analysed.
+    for frame in request.images {
+        let decided = analyse_frame(tasks, frame.image, max_faces, request.options.quality_threshold, rule).await?;
         let context = Context {
             task_id: &task.id,
             claim: task.claim(),
@@ -386,14 +387,13 @@ fn recognised_ids(frames: &[Value]) -> std::collections::BTreeSet<&str> {
 /// Every face of one frame (largest first, at most `max_faces`), decided.
 async fn analyse_frame(
     tasks: &FaceTasks,
-    image: &str,
+    image: String,
     max_faces: usize,
     quality_threshold: Option<f32>,
     rule: ThresholdRule,
 ) -> Result<Result<Vec<FaceDecision>, String>, TaskFailure> {
     let engine = tasks.face.engine()?;
     let index = tasks.face.index();
-    let image = image.to_owned();
     blocking(move || {
         let decoded = match engine.decode_base64(&image) {
             Ok(decoded) => decoded,
