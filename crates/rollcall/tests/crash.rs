@@ -66,6 +66,8 @@ impl Server {
             // Every recognised arrival is logged: a task logged twice, or a log without
             // the task that reports it, would show.
             .env("ROLLCALL_ATTENDANCE_COOLDOWN_SECS", "0")
+            // All 200 tasks are queued at once, past the default bound on the queue's wait.
+            .env("ROLLCALL_MAX_QUEUE_WAIT_SECS", "3600")
             .env("ROLLCALL_RATE_LIMIT_FACE_VERIFICATION_REQUESTS", "100000")
             .env("ROLLCALL_RATE_LIMIT_GENERAL_REQUESTS", "1000000")
             .env("ROLLCALL_RATE_LIMIT_TASK_STATUS_REQUESTS", "1000000")

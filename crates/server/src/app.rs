@@ -16,9 +16,11 @@ use crate::domain::auth::{self, Authenticator, PasswordPool};
 use crate::domain::face::{FaceService, FaceTasks};
 use crate::domain::users::{Email, NewPassword, Role};
 use crate::events::EventBus;
+use crate::limiter::inflight::InflightBytes;
 use crate::limiter::memory::InProcessLimiter;
 use crate::limiter::{Category, Quota, RateLimiter};
 use crate::queue::TaskQueue;
+use crate::queue::admission::Admission;
 use crate::queue::embedded::EmbeddedQueue;
 use crate::store::{self, Db};
 use crate::webhooks::{DelivererParts, Wakeup, WebhookOutbox};
@@ -39,6 +41,10 @@ pub struct App {
     pub webhook_wakeup: Wakeup,
     pub face: Arc<FaceService>,
     pub queue: Arc<dyn TaskQueue>,
+    /// Whether a new task may join the queue (`max_queue_wait_secs`).
+    pub admission: Admission,
+    /// Photo upload bodies being received and queued at once (`max_inflight_body_bytes`).
+    pub inflight_bodies: InflightBytes,
 }
 
 /// Shared handle to the [`App`], cheap to clone into handlers.
@@ -89,7 +95,24 @@ impl App {
             config.task_max_attempts,
             config.task_max_queue_depth,
         ));
-        Ok(Self { config, db, auth, limiter, sealer, events, attendance, shutdown, webhook_wakeup, face, queue })
+        let admission =
+            Admission::new(std::time::Duration::from_secs(config.max_queue_wait_secs), config.task_workers());
+        let inflight_bodies = InflightBytes::new(config.max_inflight_body_bytes.max(config.max_body_bytes));
+        Ok(Self {
+            config,
+            db,
+            auth,
+            limiter,
+            sealer,
+            events,
+            attendance,
+            shutdown,
+            webhook_wakeup,
+            face,
+            queue,
+            admission,
+            inflight_bodies,
+        })
     }
 
     /// The face tasks' runner, with the pieces it uses.

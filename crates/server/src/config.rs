@@ -32,6 +32,8 @@ pub struct Config {
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
     pub max_body_bytes: usize,
+    /// Photo upload bodies in flight at once (see [`crate::limiter::inflight`]).
+    pub max_inflight_body_bytes: usize,
     pub log_format: LogFormat,
     pub shutdown_timeout_secs: u64,
     pub rate_limit_enabled: bool,
@@ -61,6 +63,8 @@ pub struct Config {
     pub task_max_attempts: u32,
     pub task_lease_secs: u64,
     pub task_max_queue_depth: u64,
+    /// Longest estimated wait a new task is admitted to (see [`crate::queue::admission`]).
+    pub max_queue_wait_secs: u64,
     pub task_wait_timeout_secs: u64,
     pub inference_backend: rollcall_face::BackendChoice,
     pub anti_spoof_threshold: f32,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
+use super::admission::{Admitted, BulkVerifyTask, EnrollTask, SubmitsTask, Ticket, VerifyTask};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Admin, Auth, Json, Path, Query};
 use crate::app::AppState;
@@ -139,7 +140,7 @@ pub async fn enroll(
     Admin(admin): Admin,
     client: ClientInfo,
     Query(wait): Query<WaitParams>,
-    Json(body): Json<EnrollBody>,
+    Admitted { ticket, body }: Admitted<EnrollTask, EnrollBody>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     if body.images.is_empty() || body.images.len() > MAX_ENROLL_IMAGES {
         return Err(ApiError::validation("images", format!("send 1 to {MAX_ENROLL_IMAGES} photos (3 recommended)")));
@@ -161,7 +162,7 @@ pub async fn enroll(
         requested_by: requester(&admin, client),
     };
     // The task audits the enrollment's outcome.
-    submit(&state, &admin, TaskKind::Enroll, Some(user.id), &request, wait.wait.unwrap_or(false)).await
+    submit(&state, &admin, ticket, Some(user.id), request, wait.wait.unwrap_or(false)).await
 }
 
 fn requester(principal: &Principal, client: ClientInfo) -> Requester {
@@ -177,7 +178,7 @@ pub async fn verify(
     Auth(principal): Auth,
     client: ClientInfo,
     Query(wait): Query<WaitParams>,
-    Json(body): Json<VerifyBody>,
+    Admitted { ticket, body }: Admitted<VerifyTask, VerifyBody>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     check_image("image", &body.image)?;
     let request = VerifyRequest {
@@ -187,7 +188,7 @@ pub async fn verify(
         captured_at: Utc::now(),
         requested_by: requester(&principal, client),
     };
-    submit(&state, &principal, TaskKind::Verify, None, &request, wait.wait.unwrap_or(false)).await
+    submit(&state, &principal, ticket, None, request, wait.wait.unwrap_or(false)).await
 }
 
 /// Verify every face in many frames; each recognised live person is logged at most once.
@@ -199,7 +200,7 @@ pub async fn bulk_verify(
     Auth(principal): Auth,
     client: ClientInfo,
     Query(wait): Query<WaitParams>,
-    Json(body): Json<BulkBody>,
+    Admitted { ticket, body }: Admitted<BulkVerifyTask, BulkBody>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     if body.images.is_empty() || body.images.len() > MAX_BULK_FRAMES {
         return Err(ApiError::validation("images", format!("send 1 to {MAX_BULK_FRAMES} frames")));
@@ -223,7 +224,7 @@ pub async fn bulk_verify(
         requested_by: requester(&principal, client),
         may_loosen_threshold: principal.is_admin(),
     };
-    submit(&state, &principal, TaskKind::BulkVerify, None, &request, wait.wait.unwrap_or(false)).await
+    submit(&state, &principal, ticket, None, request, wait.wait.unwrap_or(false)).await
 }
 
 fn check_bulk_options(options: &BulkOptions) -> ApiResult<()> {
@@ -299,31 +300,37 @@ fn required_text(field: &str, value: String) -> ApiResult<String> {
     Ok(value)
 }
 
-async fn submit(
+/// Queues the task, then lets go of the request and its body's share of the budget
+/// before any waiting: a kiosk waiting for its result holds no copy of its photo.
+async fn submit<K: SubmitsTask>(
     state: &AppState,
     principal: &Principal,
-    kind: TaskKind,
+    ticket: Ticket<K>,
     subject: Option<i64>,
-    request: &impl Serialize,
+    request: impl Serialize,
     wait: bool,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let kind = K::KIND;
     if let EngineState::Failed(message) = state.face.state() {
         return Err(ApiError::Unavailable(message, None));
     }
-    let payload = serde_json::to_vec(request).map_err(ApiError::internal)?;
+    let payload = serde_json::to_vec(&request).map_err(ApiError::internal)?;
+    drop(request);
     let mut finished = state.queue.finished();
     let task_id = state.queue.submit(kind, &principal.key(), subject, &payload).await.map_err(queue_error)?;
+    let mut estimate = ticket.estimate;
+    drop((payload, ticket));
     if wait {
         let timeout = Duration::from_secs(state.config.task_wait_timeout_secs);
         if let Some(status) = wait_for(state, &task_id, &mut finished, timeout).await? {
             return Ok((StatusCode::OK, axum::Json(json!(TaskStatusBody::from(status)))));
         }
+        estimate = state.admission.estimate(&*state.queue, kind).await.map_err(queue_error)?;
     }
-    let estimated_time = estimate(state, kind).await?;
     let body = Submitted {
         message: format!("{} task queued successfully", kind_label(kind)),
         status: "queued".into(),
-        estimated_time,
+        estimated_time: (estimate.finish.as_secs_f64() * 100.0).round() / 100.0,
         task_id,
     };
     Ok((StatusCode::ACCEPTED, axum::Json(json!(body))))
@@ -354,8 +361,11 @@ async fn wait_for(
             Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return Ok(None),
             // Our task, a lag in the announcements, or time to look.
             _ => {
-                let status = state.queue.status(task_id).await.map_err(queue_error)?;
-                if let Some(status) = status.filter(|s| s.state.is_finished()) {
+                // Bounded too: a slow database must not stretch a kiosk's wait.
+                let Ok(status) = tokio::time::timeout_at(deadline, state.queue.status(task_id)).await else {
+                    return Ok(None);
+                };
+                if let Some(status) = status.map_err(queue_error)?.filter(|s| s.state.is_finished()) {
                     return Ok(Some(status));
                 }
                 if tokio::time::Instant::now() >= deadline {
@@ -366,16 +376,7 @@ async fn wait_for(
     }
 }
 
-/// Seconds until a new task of `kind` is expected to finish.
-async fn estimate(state: &AppState, kind: TaskKind) -> ApiResult<f64> {
-    let typical = state.queue.typical_duration(kind).await.map_err(queue_error)?.unwrap_or(Duration::from_secs(1));
-    let depth = state.queue.depth().await.map_err(queue_error)?;
-    let workers = state.config.task_workers().max(1) as f64;
-    let rounds = (depth as f64 / workers).ceil().max(1.0);
-    Ok((typical.as_secs_f64() * rounds * 100.0).round() / 100.0)
-}
-
-fn queue_error(error: QueueError) -> ApiError {
+pub(super) fn queue_error(error: QueueError) -> ApiError {
     match error {
         QueueError::Full { .. } => ApiError::Unavailable(error.to_string(), Some(Duration::from_secs(5))),
         QueueError::Store(store) => store.into(),

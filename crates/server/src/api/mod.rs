@@ -1,6 +1,7 @@
 //! HTTP: the axum router, extractors, middleware, the error shape and the OpenAPI
 //! document. Handlers are thin: parse, call the domain or store, map the result.
 
+pub mod admission;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;

@@ -2,6 +2,7 @@
 //! calls; [`memory::InProcessLimiter`] (governor) serves one instance, and a shared
 //! store (e.g. Redis) can implement the same trait for several instances.
 
+pub mod inflight;
 pub mod memory;
 
 use std::borrow::Cow;

@@ -2,6 +2,7 @@
 //! keeps tasks as database rows (the default, nothing else to run); a broker-backed
 //! queue can implement the same trait. [`worker`] runs them on a pool of workers.
 
+pub mod admission;
 pub mod embedded;
 pub mod worker;
 

@@ -5,6 +5,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod backpressure;
 mod errors;
 mod events;
 mod face;
