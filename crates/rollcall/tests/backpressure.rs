@@ -4,40 +4,23 @@
 //! and the server's peak resident memory must stay under the ceiling documented in
 //! docs/PERFORMANCE.md for the default `max_inflight_body_bytes`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use serde_json::{Value, json};
+use support::{ADMIN_EMAIL, ADMIN_PASSWORD, Server, fixture, jpeg_data_uri};
 
-const ADMIN_EMAIL: &str = "admin@college.edu";
-const ADMIN_PASSWORD: &str = "admin-password-1";
 const KIOSKS: usize = 200;
 const VERIFICATIONS_PER_KIOSK: usize = 5;
 /// Small, so the queue stays short and the test quick.
 const MAX_QUEUE_WAIT_SECS: u64 = 3;
-/// docs/PERFORMANCE.md, "Memory under a burst": the ceiling for the defaults.
+/// docs/PERFORMANCE.md, "Back-pressure and memory under a burst": the ceiling for the defaults.
 const PEAK_RSS_CEILING_MB: u64 = 800;
 /// An accepted task finishes within the bound plus this: the estimate is made from recent
 /// task times while the burst's own uploads compete for the same cores.
 const LATENESS_ALLOWED: Duration = Duration::from_secs(20);
-
-fn workspace_path(env: &str, relative: &str) -> PathBuf {
-    std::env::var_os(env)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative))
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    let dir = workspace_path("ROLLCALL_FIXTURES_DIR", "fixtures").join("images");
-    std::fs::read(dir.join(name))
-        .unwrap_or_else(|e| panic!("{name} missing in {} ({e}): run `make fixtures`", dir.display()))
-}
-
-fn data_uri(jpeg: &[u8]) -> String {
-    format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(jpeg))
-}
 
 /// A 3000×2000 camera frame made at test time: `obama3.jpg` scaled to the frame's height,
 /// on a background with sensor-like noise so that it compresses like a real photo.
@@ -56,67 +39,26 @@ fn multi_megapixel_photo() -> Vec<u8> {
     jpeg
 }
 
-fn models_dir() -> PathBuf {
-    let dir = workspace_path("ROLLCALL_MODELS_DIR", "data/models");
-    for model in [rollcall_face::detect::YUNET_FILE, rollcall_face::embed::SFACE_FILE] {
-        assert!(dir.join(model).is_file(), "{model} missing in {}: run `make models`", dir.display());
-    }
-    dir
+async fn start(dir: &Path) -> Server {
+    let max_queue_wait = MAX_QUEUE_WAIT_SECS.to_string();
+    let env = [
+        ("ROLLCALL_TASK_WORKERS", "2"),
+        ("ROLLCALL_MAX_QUEUE_WAIT_SECS", max_queue_wait.as_str()),
+        // Polling every accepted task's status is not what this test limits.
+        ("ROLLCALL_RATE_LIMIT_GENERAL_REQUESTS", "1000000"),
+        ("ROLLCALL_RATE_LIMIT_TASK_STATUS_REQUESTS", "1000000"),
+    ];
+    Server::start(dir, &env).await
 }
 
-/// A running `rollcall serve` with the default memory settings; SIGKILLed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    async fn start(dir: &Path) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-            .arg("serve")
-            .current_dir(dir)
-            .env_remove("ROLLCALL_DATABASE_URL")
-            .env("ROLLCALL_DATA_DIR", dir.join("data"))
-            .env("ROLLCALL_MODELS_DIR", models_dir())
-            .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
-            .env("ROLLCALL_ADMIN_EMAIL", ADMIN_EMAIL)
-            .env("ROLLCALL_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("ROLLCALL_TASK_WORKERS", "2")
-            .env("ROLLCALL_MAX_QUEUE_WAIT_SECS", MAX_QUEUE_WAIT_SECS.to_string())
-            // Polling every accepted task's status is not what this test limits.
-            .env("ROLLCALL_RATE_LIMIT_GENERAL_REQUESTS", "1000000")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("rollcall starts");
-        let server = Server { child, base: format!("http://127.0.0.1:{port}") };
-        for _ in 0..600 {
-            if reqwest::get(format!("{}/readyz", server.base)).await.is_ok_and(|r| r.status().is_success()) {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("rollcall did not become ready on {} within 30 s", server.base);
-    }
-
-    /// Resident memory now, and its peak since the start (kB figures from /proc).
-    fn memory_mb(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("/proc status");
-        let field = |name: &str| {
-            let line = status.lines().find(|line| line.starts_with(name)).unwrap_or_else(|| panic!("no {name}"));
-            line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).expect("a kB figure") / 1024
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Resident memory now, and its peak since the start, in MB.
+fn memory_mb(server: &Server) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).expect("/proc status");
+    let field = |name: &str| {
+        let line = status.lines().find(|line| line.starts_with(name)).unwrap_or_else(|| panic!("no {name}"));
+        line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).expect("a kB figure") / 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// One caller's session: the admin's bearer token or a kiosk's API key.
@@ -175,7 +117,7 @@ async fn enroll_obama(admin: &Client) {
     });
     let (status, created) = admin.post_json("/users/", &user).await;
     assert_eq!(status, 201, "creating the user: {created}");
-    let photos = [data_uri(&fixture("obama.jpg")), data_uri(&fixture("obama2.jpg"))];
+    let photos = [jpeg_data_uri(&fixture("obama.jpg")), jpeg_data_uri(&fixture("obama2.jpg"))];
     let (status, submitted) =
         admin.post_json("/face/enroll/", &json!({"employee_id": "OBAMA", "images": photos})).await;
     assert_eq!(status, 202, "enrolling: {submitted}");
@@ -244,13 +186,14 @@ async fn kiosk_burst(kiosk: Client, body: &'static [u8]) -> Vec<Answer> {
 async fn a_burst_of_multi_megapixel_verifications_is_bounded_in_queue_and_memory() {
     let dir = tempfile::tempdir().unwrap();
     let photo = multi_megapixel_photo();
-    let body: &'static [u8] = json!({"image": data_uri(&photo), "camera_id": "CAM001"}).to_string().into_bytes().leak();
-    let server = Server::start(dir.path()).await;
+    let body: &'static [u8] =
+        json!({"image": jpeg_data_uri(&photo), "camera_id": "CAM001"}).to_string().into_bytes().leak();
+    let server = start(dir.path()).await;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
     let admin = admin(&server, &http).await;
     enroll_obama(&admin).await;
     let kiosks = kiosks(&admin).await;
-    let (rss_before, _) = server.memory_mb();
+    let (rss_before, _) = memory_mb(&server);
 
     let started = Instant::now();
     let bursts: Vec<_> = kiosks.into_iter().map(|kiosk| tokio::spawn(kiosk_burst(kiosk, body))).collect();
@@ -265,7 +208,7 @@ async fn a_burst_of_multi_megapixel_verifications_is_bounded_in_queue_and_memory
         }
     }
     let all_secs = started.elapsed().as_secs_f64();
-    let (rss_after, rss_peak) = server.memory_mb();
+    let (rss_after, rss_peak) = memory_mb(&server);
 
     let lateness = finished.iter().map(|(_, observed)| *observed).max().unwrap_or_default();
     let recognised = finished.iter().filter(|(status, _)| status["result"]["employee_id"] == "OBAMA").count();

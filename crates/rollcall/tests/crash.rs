@@ -3,17 +3,16 @@
 //! `failed` with a reason, none may be lost, and with no cooldown every task that reports
 //! `attendance_logged` has exactly one attendance log, and no other task has one.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use rollcall_server::store::{Db, attendance};
 use serde_json::{Value, json};
+use support::{ADMIN_EMAIL, ADMIN_PASSWORD, Server, fixture, jpeg_data_uri};
 
-const ADMIN_EMAIL: &str = "admin@college.edu";
-const ADMIN_PASSWORD: &str = "admin-password-1";
 const TASKS: usize = 200;
 /// Completed tasks to wait for before the SIGKILL.
 const KILL_AFTER_COMPLETED: usize = 20;
@@ -22,86 +21,26 @@ const TEST_DEADLINE: Duration = Duration::from_secs(300);
 /// Status requests in flight at once while polling.
 const POLL_CONCURRENCY: usize = 8;
 
-fn workspace_path(env: &str, relative: &str) -> PathBuf {
-    std::env::var_os(env)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative))
-}
-
 fn photo(name: &str) -> String {
-    let dir = workspace_path("ROLLCALL_FIXTURES_DIR", "fixtures").join("images");
-    let bytes = std::fs::read(dir.join(name))
-        .unwrap_or_else(|e| panic!("{name} missing in {} ({e}): run `make fixtures`", dir.display()));
-    format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+    jpeg_data_uri(&fixture(name))
 }
 
-fn models_dir() -> PathBuf {
-    let dir = workspace_path("ROLLCALL_MODELS_DIR", "data/models");
-    for model in [rollcall_face::detect::YUNET_FILE, rollcall_face::embed::SFACE_FILE] {
-        assert!(dir.join(model).is_file(), "{model} missing in {}: run `make models`", dir.display());
-    }
-    dir
-}
-
-/// A running `rollcall serve`; SIGKILLed when dropped, so a failing test leaves no process.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    async fn start(dir: &Path, models: &Path) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-            .arg("serve")
-            .current_dir(dir)
-            .env_remove("ROLLCALL_DATABASE_URL")
-            .env("ROLLCALL_DATA_DIR", dir.join("data"))
-            .env("ROLLCALL_MODELS_DIR", models)
-            .env("ROLLCALL_BIND", format!("127.0.0.1:{port}"))
-            .env("ROLLCALL_ADMIN_EMAIL", ADMIN_EMAIL)
-            .env("ROLLCALL_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            // A task whose worker was killed runs again 3 s after the restart.
-            .env("ROLLCALL_TASK_LEASE_SECS", "3")
-            // Every recognised arrival is logged: a task logged twice, or a log without
-            // the task that reports it, would show.
-            .env("ROLLCALL_ATTENDANCE_COOLDOWN_SECS", "0")
-            // All 200 tasks are queued at once, past the default bound on the queue's wait.
-            .env("ROLLCALL_MAX_QUEUE_WAIT_SECS", "3600")
-            .env("ROLLCALL_RATE_LIMIT_FACE_VERIFICATION_REQUESTS", "100000")
-            .env("ROLLCALL_RATE_LIMIT_GENERAL_REQUESTS", "1000000")
-            .env("ROLLCALL_RATE_LIMIT_TASK_STATUS_REQUESTS", "1000000")
-            .env("ROLLCALL_RATE_LIMIT_AUTH_REQUESTS", "10000")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("rollcall starts");
-        let mut server = Server { child, base: format!("http://127.0.0.1:{port}") };
-        let client = reqwest::Client::new();
-        for _ in 0..600 {
-            let ready = client.get(format!("{}/readyz", server.base)).send().await;
-            if ready.is_ok_and(|r| r.status().is_success()) {
-                return server;
-            }
-            if let Some(exit) = server.child.try_wait().unwrap() {
-                panic!("rollcall serve exited with {exit} before it was ready");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("rollcall did not become ready on {} within 30 s", server.base);
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill(); // SIGKILL: no graceful shutdown, no flushing
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// The server as this test runs it.
+async fn start(dir: &Path) -> Server {
+    let env = [
+        // A task whose worker was killed runs again 3 s after the restart.
+        ("ROLLCALL_TASK_LEASE_SECS", "3"),
+        // Every recognised arrival is logged: a task logged twice, or a log without
+        // the task that reports it, would show.
+        ("ROLLCALL_ATTENDANCE_COOLDOWN_SECS", "0"),
+        // All 200 tasks are queued at once, past the default bound on the queue's wait.
+        ("ROLLCALL_MAX_QUEUE_WAIT_SECS", "3600"),
+        ("ROLLCALL_RATE_LIMIT_FACE_VERIFICATION_REQUESTS", "100000"),
+        ("ROLLCALL_RATE_LIMIT_GENERAL_REQUESTS", "1000000"),
+        ("ROLLCALL_RATE_LIMIT_TASK_STATUS_REQUESTS", "1000000"),
+        ("ROLLCALL_RATE_LIMIT_AUTH_REQUESTS", "10000"),
+    ];
+    Server::start(dir, &env).await
 }
 
 /// An admin session on one server.
@@ -167,7 +106,6 @@ fn is_finished(status: &Value) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_tasks_survive_a_sigkill_and_each_logs_its_arrival_once() {
-    let models = models_dir();
     let (obama3, biden) = (photo("obama3.jpg"), photo("biden.jpg"));
     let enrollment = json!({"employee_id": "OBAMA", "images": [photo("obama.jpg"), photo("obama2.jpg")]});
     let dir = tempfile::tempdir().unwrap();
@@ -175,7 +113,7 @@ async fn verify_tasks_survive_a_sigkill_and_each_logs_its_arrival_once() {
     let deadline = tokio::time::Instant::now() + TEST_DEADLINE;
 
     // First run: enroll, queue 200 verifications, kill the server while it works on them.
-    let mut server = Server::start(dir.path(), &models).await;
+    let mut server = start(dir.path()).await;
     let api = Api::login(&server).await;
     let user = json!({
         "employee_id": "OBAMA", "email": "obama@college.edu", "first_name": "Barack", "last_name": "Obama",
@@ -236,7 +174,7 @@ async fn verify_tasks_survive_a_sigkill_and_each_logs_its_arrival_once() {
     println!("SIGKILL with {completed_at_kill} tasks finished, after {:.1} s", started.elapsed().as_secs_f64());
 
     // Second run on the same data dir: every task ends, once.
-    let mut server = Server::start(dir.path(), &models).await;
+    let mut server = start(dir.path()).await;
     let api = Api::login(&server).await;
     let statuses = loop {
         let statuses = api.statuses(&ids).await;
