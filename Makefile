@@ -33,10 +33,12 @@ check: web
 test: models fixtures web check
 	$(CARGO) nextest run --workspace --no-fail-fast
 
-# The storage and API suites against PostgreSQL (needs ROLLCALL_TEST_POSTGRES_URL).
+# The storage and API suites, and two server processes on one database, against
+# PostgreSQL (needs ROLLCALL_TEST_POSTGRES_URL).
 test-postgres: models fixtures web
 	@test -n "$$ROLLCALL_TEST_POSTGRES_URL" || { echo "set ROLLCALL_TEST_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/test"; exit 2; }
 	$(CARGO) nextest run -p rollcall-server --no-fail-fast
+	$(CARGO) nextest run -p rollcall --test processes --no-fail-fast
 
 bench: models fixtures
 	$(CARGO) bench -p rollcall-face

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{ADMIN_EMAIL, ADMIN_PASSWORD, Server, fixture, jpeg_data_uri};
+use support::{Client, Server, admin, enroll_obama, fixture, jpeg_data_uri};
 
 const KIOSKS: usize = 200;
 const VERIFICATIONS_PER_KIOSK: usize = 5;
@@ -59,72 +59,6 @@ fn memory_mb(server: &Server) -> (u64, u64) {
         line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).expect("a kB figure") / 1024
     };
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// One caller's session: the admin's bearer token or a kiosk's API key.
-#[derive(Clone)]
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    authorization: String,
-}
-
-impl Client {
-    async fn post(&self, path: &str, body: reqwest::Body) -> reqwest::Response {
-        let request =
-            self.http.post(format!("{}/api/v1{path}", self.base)).header("authorization", &self.authorization);
-        let request = request.header("content-type", "application/json").body(body);
-        request.send().await.unwrap_or_else(|e| panic!("POST {path}: {e:?}"))
-    }
-
-    async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = self.post(path, body.to_string().into()).await;
-        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let response =
-            self.http.get(format!("{}/api/v1{path}", self.base)).header("authorization", &self.authorization);
-        let response = response.send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        assert_eq!(response.status(), 200, "GET {path}");
-        response.json().await.unwrap()
-    }
-
-    async fn wait_until_finished(&self, path: &str) -> Value {
-        loop {
-            let status = self.get(path).await;
-            if matches!(status["status"].as_str(), Some("completed" | "failed")) {
-                return status;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-}
-
-async fn admin(server: &Server, http: &reqwest::Client) -> Client {
-    let login = json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD});
-    let response = http.post(format!("{}/api/v1/auth/login/", server.base)).json(&login).send().await.unwrap();
-    assert_eq!(response.status(), 200, "admin login");
-    let token = response.json::<Value>().await.unwrap()["access"].as_str().unwrap().to_owned();
-    Client { http: http.clone(), base: server.base.clone(), authorization: format!("Bearer {token}") }
-}
-
-/// Creates Obama and enrolls him from two photos.
-async fn enroll_obama(admin: &Client) {
-    let user = json!({
-        "employee_id": "OBAMA", "email": "obama@college.edu", "first_name": "Barack", "last_name": "Obama",
-        "role": "faculty", "department": "Government", "password": "obama-password-1",
-    });
-    let (status, created) = admin.post_json("/users/", &user).await;
-    assert_eq!(status, 201, "creating the user: {created}");
-    let photos = [jpeg_data_uri(&fixture("obama.jpg")), jpeg_data_uri(&fixture("obama2.jpg"))];
-    let (status, submitted) =
-        admin.post_json("/face/enroll/", &json!({"employee_id": "OBAMA", "images": photos})).await;
-    assert_eq!(status, 202, "enrolling: {submitted}");
-    let path = format!("/face/enroll/status/{}/", submitted["task_id"].as_str().unwrap());
-    let enrolled = tokio::time::timeout(Duration::from_secs(120), admin.wait_until_finished(&path)).await;
-    let enrolled = enrolled.expect("the enrollment finishes");
-    assert_eq!(enrolled["result"]["template_created"], true, "{enrolled}");
 }
 
 /// One API key per kiosk, so each has the spec's own verification quota.

@@ -1,11 +1,14 @@
-//! What the binary's integration tests share: the workspace's models and test photos, and
-//! a `rollcall serve` process of their own.
+//! What the binary's integration tests share: the workspace's models and test photos,
+//! a `rollcall serve` process of their own, and an API session on it.
+// Each test binary uses its own part of this module.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine as _;
+use serde_json::{Value, json};
 
 pub const ADMIN_EMAIL: &str = "admin@college.edu";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
@@ -86,4 +89,70 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// One caller's session: the admin's bearer token or a kiosk's API key.
+#[derive(Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub authorization: String,
+}
+
+impl Client {
+    pub async fn post(&self, path: &str, body: reqwest::Body) -> reqwest::Response {
+        let request =
+            self.http.post(format!("{}/api/v1{path}", self.base)).header("authorization", &self.authorization);
+        let request = request.header("content-type", "application/json").body(body);
+        request.send().await.unwrap_or_else(|e| panic!("POST {path}: {e:?}"))
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self.post(path, body.to_string().into()).await;
+        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let response =
+            self.http.get(format!("{}/api/v1{path}", self.base)).header("authorization", &self.authorization);
+        let response = response.send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn wait_until_finished(&self, path: &str) -> Value {
+        loop {
+            let status = self.get(path).await;
+            if matches!(status["status"].as_str(), Some("completed" | "failed")) {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+pub async fn admin(server: &Server, http: &reqwest::Client) -> Client {
+    let login = json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD});
+    let response = http.post(format!("{}/api/v1/auth/login/", server.base)).json(&login).send().await.unwrap();
+    assert_eq!(response.status(), 200, "admin login");
+    let token = response.json::<Value>().await.unwrap()["access"].as_str().unwrap().to_owned();
+    Client { http: http.clone(), base: server.base.clone(), authorization: format!("Bearer {token}") }
+}
+
+/// Creates Obama and enrolls him from two photos.
+pub async fn enroll_obama(admin: &Client) {
+    let user = json!({
+        "employee_id": "OBAMA", "email": "obama@college.edu", "first_name": "Barack", "last_name": "Obama",
+        "role": "faculty", "department": "Government", "password": "obama-password-1",
+    });
+    let (status, created) = admin.post_json("/users/", &user).await;
+    assert_eq!(status, 201, "creating the user: {created}");
+    let photos = [jpeg_data_uri(&fixture("obama.jpg")), jpeg_data_uri(&fixture("obama2.jpg"))];
+    let (status, submitted) =
+        admin.post_json("/face/enroll/", &json!({"employee_id": "OBAMA", "images": photos})).await;
+    assert_eq!(status, 202, "enrolling: {submitted}");
+    let path = format!("/face/enroll/status/{}/", submitted["task_id"].as_str().unwrap());
+    let enrolled = tokio::time::timeout(Duration::from_secs(120), admin.wait_until_finished(&path)).await;
+    let enrolled = enrolled.expect("the enrollment finishes");
+    assert_eq!(enrolled["result"]["template_created"], true, "{enrolled}");
 }

@@ -1,0 +1,81 @@
+//! Two `rollcall serve` processes of one deployment — one database (PostgreSQL when
+//! `ROLLCALL_TEST_POSTGRES_URL` is set, else one SQLite file), one data key — verify the
+//! same person at the same moment: one arrival is logged per cooldown, whichever process
+//! and worker takes each task.
+
+mod support;
+
+use std::time::Duration;
+
+use rollcall_server::store::{Db, attendance};
+use serde_json::{Value, json};
+use support::{Server, admin, enroll_obama, fixture, jpeg_data_uri};
+
+const ARRIVALS_PER_PROCESS: usize = 6;
+
+/// The database both processes share: a fresh PostgreSQL schema, or a SQLite file.
+async fn shared_database(dir: &std::path::Path) -> String {
+    let Some(base) = std::env::var("ROLLCALL_TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty()) else {
+        return format!("sqlite://{}/shared.db", dir.display());
+    };
+    let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::PgPool::connect(&base).await.expect("cannot reach ROLLCALL_TEST_POSTGRES_URL");
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.expect("create schema");
+    pool.close().await;
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options=-c%20search_path%3D{schema}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_database_log_one_arrival_per_cooldown() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = shared_database(dir.path()).await;
+    let data_key = rollcall_server::crypto::Sealer::generate_key();
+    let env = [
+        ("ROLLCALL_DATABASE_URL", database_url.as_str()),
+        ("ROLLCALL_DATA_KEY", data_key.as_str()),
+        ("ROLLCALL_TASK_WORKERS", "2"),
+    ];
+    let (first_dir, second_dir) = (dir.path().join("first"), dir.path().join("second"));
+    std::fs::create_dir_all(&first_dir).unwrap();
+    std::fs::create_dir_all(&second_dir).unwrap();
+    let first = Server::start(&first_dir, &env).await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let first_admin = admin(&first, &http).await;
+    enroll_obama(&first_admin).await;
+    // Started after the enrollment, the second process loads Obama's template at start.
+    let second = Server::start(&second_dir, &env).await;
+    let second_admin = admin(&second, &http).await;
+
+    let photo: &'static str = jpeg_data_uri(&fixture("obama3.jpg")).leak();
+    let arrivals: Vec<_> = (0..ARRIVALS_PER_PROCESS)
+        .flat_map(|_| [first_admin.clone(), second_admin.clone()])
+        .map(|session| {
+            tokio::spawn(async move {
+                let body = json!({"image": photo, "camera_id": "CAM001"});
+                let (status, submitted) = session.post_json("/face/verify/", &body).await;
+                assert_eq!(status, 202, "{submitted}");
+                let path = format!("/face/verify/status/{}/", submitted["task_id"].as_str().unwrap());
+                tokio::time::timeout(Duration::from_secs(120), session.wait_until_finished(&path)).await.unwrap()
+            })
+        })
+        .collect();
+    let mut logged = Vec::new();
+    for arrival in arrivals {
+        let status: Value = arrival.await.unwrap();
+        assert_eq!(status["status"], "completed", "{status}");
+        assert_eq!(status["result"]["employee_id"], "OBAMA", "{status}");
+        if status["result"]["attendance_logged"] == true {
+            logged.push(status["result"]["attendance_id"].clone());
+        }
+    }
+    assert_eq!(logged.len(), 1, "one of {} simultaneous arrivals is logged: {logged:?}", 2 * ARRIVALS_PER_PROCESS);
+
+    let db = Db::connect(&database_url).await.unwrap();
+    let obama = rollcall_server::store::users::find_by_employee_id(&db, "OBAMA").await.unwrap().unwrap();
+    let logs = attendance::for_user(&db, obama.id).await.unwrap();
+    db.close().await;
+    assert_eq!(logs.len(), 1, "one attendance log inside the cooldown: {logs:?}");
+    assert_eq!(json!(logs[0].id), logged[0]);
+    drop((first, second));
+}
