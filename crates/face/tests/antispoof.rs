@@ -173,14 +173,65 @@ fn spoof_like_inputs_score_lower_than_the_real_portraits() {
     }
 }
 
+/// The reference's deterministic patterns with the combined score TF.js's outputs give them
+/// (the mean of `antispoof` and `liveness`'s live class), lowest first.
+fn patterns_by_reference_score() -> Vec<(f32, FaceCrops)> {
+    let mut cases: Vec<(f32, FaceCrops)> = golden()["patterns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|case| {
+            let k = case["k"].as_f64().unwrap();
+            let score = (f(&case["antispoof"][0]) + f(&case["liveness"][0])) / 2.0;
+            (
+                score,
+                FaceCrops { antispoof: pattern(ANTISPOOF_INPUT_SIZE, k), liveness: pattern(LIVENESS_INPUT_SIZE, k) },
+            )
+        })
+        .collect();
+    cases.sort_by(|a, b| a.0.total_cmp(&b.0));
+    cases
+}
+
+fn with_threshold(threshold: f32) -> AntiSpoof {
+    AntiSpoof::load(&models_dir()).unwrap().with_threshold(threshold).unwrap()
+}
+
 #[test]
-fn threshold_is_configurable_and_validated() {
-    let crops =
-        FaceCrops { antispoof: pattern(ANTISPOOF_INPUT_SIZE, 0.0), liveness: pattern(LIVENESS_INPUT_SIZE, 0.0) };
-    let score = engine().check_crops(&crops).unwrap().anti_spoof_score;
-    let strict = AntiSpoof::load(&models_dir()).unwrap().with_threshold(1.0).unwrap();
+fn the_combined_score_is_the_mean_of_the_two_models_as_tfjs_computes_them() {
+    for (want, crops) in patterns_by_reference_score() {
+        let got = engine().check_crops(&crops).unwrap();
+        assert_close("combined score", got.anti_spoof_score, want, MODEL_TOLERANCE);
+        assert_close("mean", got.anti_spoof_score, (got.antispoof_model + got.liveness_model) / 2.0, 1e-6);
+    }
+}
+
+#[test]
+fn a_threshold_between_two_known_scores_splits_them() {
+    let cases = patterns_by_reference_score();
+    let scores: Vec<f32> = cases.iter().map(|(score, _)| *score).collect();
+    // Reference scores 0.665, 0.875 and 0.890: far enough apart for the tolerance.
+    assert!(scores[1] - scores[0] > 0.1, "{scores:?}");
+    let between = with_threshold((scores[0] + scores[1]) / 2.0);
+    let decisions: Vec<bool> = cases.iter().map(|(_, crops)| between.check_crops(crops).unwrap().is_live).collect();
+    assert_eq!(decisions, [false, true, true], "scores {scores:?} at threshold {}", between.threshold());
+
+    let defaults: Vec<bool> = cases.iter().map(|(_, crops)| engine().check_crops(crops).unwrap().is_live).collect();
     assert_eq!(engine().threshold(), DEFAULT_THRESHOLD);
-    assert!(!strict.check_crops(&crops).unwrap().is_live || score >= 1.0);
+    assert_eq!(defaults, [true, true, true], "every pattern scores above {DEFAULT_THRESHOLD}: {scores:?}");
+}
+
+#[test]
+fn a_score_equal_to_the_threshold_is_live_and_one_just_below_is_not() {
+    let (_, lowest) = &patterns_by_reference_score()[0];
+    let score = engine().check_crops(lowest).unwrap().anti_spoof_score;
+    assert!(with_threshold(score).check_crops(lowest).unwrap().is_live, "score {score} at threshold {score}");
+    let above = score.next_up();
+    assert!(!with_threshold(above).check_crops(lowest).unwrap().is_live, "score {score} at threshold {above}");
+}
+
+#[test]
+fn invalid_thresholds_and_inputs_are_refused() {
     assert!(matches!(AntiSpoof::load(&models_dir()).unwrap().with_threshold(1.5), Err(Error::InvalidArgument(_))));
     assert!(matches!(
         engine().check_crops(&FaceCrops { antispoof: vec![0.0; 10], liveness: vec![] }),

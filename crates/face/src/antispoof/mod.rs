@@ -1,9 +1,14 @@
-//! Anti-spoofing: is the face in front of the camera a live person, or a photo or screen
-//! held up to it?
+//! A passive anti-spoof score: a weak signal, not a presentation-attack defence.
 //!
 //! Two small CNNs from the Human library (`@vladmandic/human` 3.3.6, MIT) vote:
-//! - `antispoof` (128×128 RGB crop, sigmoid output; Human reports it as `real`),
-//! - `liveness` (32×32 RGB crop, softmax over two classes; Human reports class 0 as `live`).
+//! - `antispoof` (128×128 RGB crop, sigmoid output; Human reports it as `real`), trained to
+//!   tell expert-photoshopped faces from unedited ones (Kaggle's "Real and Fake Face
+//!   Detection" set), not printed photos, screens or replays;
+//! - `liveness` (32×32 RGB crop, softmax over two classes; Human reports class 0 as `live`),
+//!   whose training data is not documented.
+//!
+//! Neither was trained or tested on presentation attacks that we know of; what is known is
+//! in `docs/ACCURACY.md` ("What `is_live` means").
 //!
 //! Both are TensorFlow.js graph models. They are translated at load time into tract models
 //! by a small TF.js graph-model loader (`tfjs.rs`, NHWC kept as is), optimised once, and run
@@ -51,8 +56,8 @@ const LIVENESS_FILE: &str = "liveness.json";
 
 type Plan = TypedRunnableModel<TypedModel>;
 
-/// Presentation-attack detector built from the Human library's `antispoof` and
-/// `liveness` models.
+/// The passive anti-spoof score of the Human library's `antispoof` and `liveness` models
+/// (see the module docs for what they were trained on).
 ///
 /// Loading translates and optimises both models once; [`AntiSpoof::check`] then only
 /// crops and runs them, and can be called from several threads at once (`Send + Sync`).

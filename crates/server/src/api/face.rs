@@ -98,8 +98,9 @@ pub struct TaskStatusBody {
     /// `similarity_score` (cosine to the closest person), `margin` (over the second
     /// closest), `similarity_threshold` (the operating point for the current number of
     /// enrolled people), `confidence` (estimated probability that the closest person is
-    /// the one in the photo; see docs/ACCURACY.md), `is_live`, `anti_spoof_score`,
-    /// `quality_score`, `face_box`, `attendance_logged`, `attendance_id`, `timestamp`, and
+    /// the one in the photo; see docs/ACCURACY.md), `is_live` and `anti_spoof_score` (a weak
+    /// passive anti-spoof signal, not a defence against photos, screens or replays held up
+    /// to the camera: docs/ACCURACY.md), `quality_score`, `face_box`, `attendance_logged`, `attendance_id`, `timestamp`, and
     /// when not recognised or not logged a `reason`: `no_face`, `multiple_faces`,
     /// `low_quality` (with `reason_detail.issues`: `too_small`, `blurry`, `too_dark`,
     /// `overexposed`, `turned_away`, `cut_off`), `spoof`, `nobody_enrolled`,
