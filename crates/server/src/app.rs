@@ -135,6 +135,7 @@ impl App {
             wakeup: self.webhook_wakeup.clone(),
             retry_base: std::time::Duration::from_millis(self.config.webhook_retry_base_ms),
             max_attempts: self.config.webhook_max_attempts,
+            allow_private_networks: self.config.webhook_allow_private_networks,
         }
     }
 }

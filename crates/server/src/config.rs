@@ -76,6 +76,8 @@ pub struct Config {
     pub calibration_curve: Option<PathBuf>,
     pub webhook_retry_base_ms: u64,
     pub webhook_max_attempts: u32,
+    /// Lets webhook URLs reach loopback, private and link-local networks (off by default).
+    pub webhook_allow_private_networks: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

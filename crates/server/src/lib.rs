@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod domain;
 pub mod events;
 pub mod limiter;
+pub mod outbound;
 pub mod queue;
 pub mod store;
 pub mod telemetry;

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::crypto::Sealer;
 use crate::domain::users::Invalid;
 use crate::events::{Event, EventKind, EventSink};
+use crate::outbound;
 use crate::store::webhooks::{self as webhook_store, DeliveryRecord, Outcome};
 use crate::store::{Db, Tx};
 
@@ -59,6 +60,16 @@ pub fn parse_url(raw: &str) -> Result<String, Invalid> {
         return Err(Invalid::new("url", "must name a host"));
     }
     Ok(url.to_string())
+}
+
+/// Refuses a parsed URL that is, or resolves to, a loopback, private or otherwise
+/// non-public address, unless `allow_private_networks` (see [`crate::outbound`]).
+pub async fn check_destination(url: &str, allow_private_networks: bool) -> Result<(), Invalid> {
+    if allow_private_networks {
+        return Ok(());
+    }
+    let url = url::Url::parse(url).map_err(|e| Invalid::new("url", format!("is not a valid URL ({e})")))?;
+    outbound::check_url(&url).await.map_err(|refused| Invalid::new("url", refused.to_string()))
 }
 
 /// A non-empty set of known event kinds, in canonical order, as stored (comma-separated).
@@ -156,6 +167,8 @@ pub struct DelivererParts {
     /// The wait after a first failed attempt; it doubles with each further one.
     pub retry_base: Duration,
     pub max_attempts: u32,
+    /// Whether receivers may be on loopback, private or link-local networks.
+    pub allow_private_networks: bool,
 }
 
 /// Sends deliveries until `shutdown` is cancelled, then waits a moment for those in
@@ -245,23 +258,19 @@ struct Deliverer {
     wakeup: Wakeup,
     retry_base: Duration,
     max_attempts: u32,
+    allow_private_networks: bool,
 }
 
 impl Deliverer {
     fn new(parts: DelivererParts) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(REQUEST_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("Rollcall-Webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()?;
         Ok(Self {
             db: parts.db,
             sealer: parts.sealer,
-            client,
+            client: http_client(parts.allow_private_networks)?,
             wakeup: parts.wakeup,
             retry_base: parts.retry_base,
             max_attempts: parts.max_attempts.max(1),
+            allow_private_networks: parts.allow_private_networks,
         })
     }
 
@@ -326,6 +335,11 @@ impl Deliverer {
         if !webhook.is_active {
             return Err((None, "the webhook is deactivated".into()));
         }
+        if !self.allow_private_networks {
+            // IP-literal hosts never reach the resolver that filters names.
+            let url = url::Url::parse(&webhook.url).map_err(|error| (None, format!("invalid URL: {error}")))?;
+            outbound::check_literal(&url).map_err(|refused| (None, format!("not sent: {refused}")))?;
+        }
         let secret =
             self.sealer.open(&webhook.secret).map_err(|error| (None, format!("cannot read the secret: {error}")))?;
         let timestamp = Utc::now().timestamp();
@@ -348,6 +362,23 @@ impl Deliverer {
             Err((Some(i64::from(status.as_u16())), format!("the receiver answered {status}")))
         }
     }
+}
+
+/// The deliverer's client: no redirects (a receiver cannot send it elsewhere) and, unless
+/// private networks are allowed, no proxy from the environment (the address check must see
+/// the real destination) and a resolver that only returns public addresses.
+fn http_client(allow_private_networks: bool) -> reqwest::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(REQUEST_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("Rollcall-Webhooks/", env!("CARGO_PKG_VERSION")));
+    let builder = if allow_private_networks {
+        builder
+    } else {
+        builder.no_proxy().dns_resolver(Arc::new(outbound::PublicOnlyResolver))
+    };
+    builder.build()
 }
 
 /// A reqwest error without its URL (URLs of webhooks often carry tokens).
@@ -376,10 +407,20 @@ mod tests {
     #[test]
     fn urls_must_be_http_with_a_host() {
         assert_eq!(parse_url(" https://example.com/hook ").unwrap(), "https://example.com/hook");
-        assert!(parse_url("http://127.0.0.1:9000/x").is_ok());
         for bad in ["", "example.com/hook", "ftp://example.com/", "file:///etc/passwd", "http://", "mailto:a@b.c"] {
             assert!(parse_url(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[tokio::test]
+    async fn private_destinations_are_refused_unless_allowed() {
+        for url in ["http://127.0.0.1:9000/x", "http://localhost:9000/x", "http://10.0.0.8/x", "http://[fe80::1]/x"] {
+            let refused = check_destination(url, false).await.unwrap_err();
+            assert_eq!(refused.field, "url");
+            assert!(refused.message.contains(outbound::ALLOW_SETTING), "{url}: {}", refused.message);
+            assert!(check_destination(url, true).await.is_ok(), "{url} refused although allowed");
+        }
+        assert!(check_destination("https://93.184.216.34/hook", false).await.is_ok());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::domain::users::{EmployeeId, Invalid, parse_text};
 use crate::events::EventKind;
 use crate::store::users as user_store;
 use crate::store::webhooks::{self as webhook_store, DeliveryRecord, WebhookFields, WebhookRecord};
-use crate::webhooks::{generate_secret, parse_events, parse_secret, parse_url};
+use crate::webhooks::{check_destination, generate_secret, parse_events, parse_secret, parse_url};
 
 /// How far in the future an incoming attendance timestamp may be (clock skew).
 const MAX_CLOCK_SKEW_SECS: i64 = 300;
@@ -133,9 +133,21 @@ impl From<DeliveryRecord> for DeliveryResponse {
     }
 }
 
-/// Checked url, events and secret (if any): every problem reported at once.
-fn validate(url: &str, events: &[String], secret: Option<&str>) -> Result<(String, String, Option<String>), ApiError> {
-    let url = parse_url(url);
+/// Checked url (its form, then its destination unless it is the `current` one, so a
+/// webhook stored when private networks were allowed can still be changed or turned off),
+/// events and secret (if any): every problem reported at once.
+async fn validate(
+    state: &AppState,
+    url: &str,
+    current: Option<&str>,
+    events: &[String],
+    secret: Option<&str>,
+) -> Result<(String, String, Option<String>), ApiError> {
+    let url = match parse_url(url) {
+        Ok(url) if current == Some(url.as_str()) => Ok(url),
+        Ok(url) => check_destination(&url, state.config.webhook_allow_private_networks).await.map(|()| url),
+        invalid => invalid,
+    };
     let events = parse_events(events);
     let secret = secret.map(parse_secret).transpose();
     match (url, events, secret) {
@@ -175,7 +187,8 @@ pub async fn create_webhook(
     client: ClientInfo,
     Json(request): Json<WebhookRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedWebhook>)> {
-    let (url, events, secret) = validate(&request.url, &request.events, request.secret.as_deref())?;
+    let (url, events, secret) =
+        validate(&state, &request.url, None, &request.events, request.secret.as_deref()).await?;
     let generated = secret.is_none().then(generate_secret);
     let plain_secret = secret.or_else(|| generated.clone()).unwrap_or_default();
     let fields = WebhookFields {
@@ -257,7 +270,7 @@ async fn apply_update(
     let current = find_webhook(state, id).await?;
     let url = patch.url.unwrap_or_else(|| current.url.clone());
     let events = patch.events.unwrap_or_else(|| current.event_names().map(str::to_owned).collect());
-    let (url, events, secret) = validate(&url, &events, patch.secret.as_deref())?;
+    let (url, events, secret) = validate(state, &url, Some(&current.url), &events, patch.secret.as_deref()).await?;
     let secret_changed = secret.is_some();
     let fields = WebhookFields {
         url,

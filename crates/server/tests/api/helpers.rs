@@ -18,8 +18,12 @@ pub struct TestApp {
     pub admin_token: String,
     pub data_dir: tempfile::TempDir,
     pub database_url: String,
+    /// What the server was started with (see [`TestApp::restart_with`]).
+    pub config: Config,
+    engine: Option<std::sync::Arc<rollcall_face::FaceEngine>>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
     /// Dropping the app drops this sender, which shuts the server down.
-    _shutdown: oneshot::Sender<()>,
+    shutdown: oneshot::Sender<()>,
 }
 
 /// A person created through the API, logged in.
@@ -188,17 +192,26 @@ async fn start(
     let database_url = config.database_url.clone().unwrap_or_default();
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(rollcall_server::run_with_engine(
-        config,
+        config.clone(),
         listener,
         async move {
             let _ = shutdown_rx.await;
         },
-        engine,
+        engine.clone(),
     ));
     let client = Client::builder().user_agent("rollcall-tests/1.0").build().unwrap();
     wait_until_ready(&client, &address, &server).await;
-    let mut app =
-        TestApp { address, client, admin_token: String::new(), data_dir, database_url, _shutdown: shutdown_tx };
+    let mut app = TestApp {
+        address,
+        client,
+        admin_token: String::new(),
+        data_dir,
+        database_url,
+        config,
+        engine,
+        server,
+        shutdown: shutdown_tx,
+    };
     app.admin_token = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await["access"].as_str().unwrap().to_owned();
     app
 }
@@ -216,7 +229,36 @@ async fn wait_until_ready(client: &Client, address: &str, server: &tokio::task::
     panic!("the server did not become ready");
 }
 
+/// A server that was stopped, with its data kept for the next start.
+pub struct StoppedApp {
+    pub data_dir: tempfile::TempDir,
+    pub config: Config,
+    engine: Option<std::sync::Arc<rollcall_face::FaceEngine>>,
+}
+
+impl StoppedApp {
+    /// Starts a server again on the same data directory and database.
+    pub async fn start_with(self, customise: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = self.config;
+        customise(&mut config);
+        start(config, self.data_dir, self.engine).await
+    }
+}
+
 impl TestApp {
+    /// Shuts the server down and waits until it has stopped.
+    pub async fn stop(self) -> StoppedApp {
+        let TestApp { data_dir, config, engine, server, shutdown, .. } = self;
+        drop(shutdown);
+        server.await.expect("the server task").expect("the server stopped cleanly");
+        StoppedApp { data_dir, config, engine }
+    }
+
+    /// Stops the server and starts it again on the same data, with `customise`d settings.
+    pub async fn restart_with(self, customise: impl FnOnce(&mut Config)) -> TestApp {
+        self.stop().await.start_with(customise).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}/api/v1{}", self.address, path)
     }

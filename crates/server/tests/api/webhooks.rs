@@ -15,7 +15,7 @@ use crate::helpers::*;
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
-struct Received {
+pub struct Received {
     headers: HeaderMap,
     body: String,
 }
@@ -27,14 +27,15 @@ struct ReceiverState {
     failures_left: Arc<Mutex<usize>>,
 }
 
-/// A webhook receiver on a free local port.
-struct Receiver {
-    url: String,
+/// A webhook receiver on a free local port: on loopback, so the servers that deliver to it
+/// need `webhook_allow_private_networks`.
+pub struct Receiver {
+    pub url: String,
     state: ReceiverState,
 }
 
 impl Receiver {
-    async fn start(failures: usize) -> Self {
+    pub async fn start(failures: usize) -> Self {
         let state =
             ReceiverState { requests: Arc::new(Mutex::new(Vec::new())), failures_left: Arc::new(Mutex::new(failures)) };
         let router = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(state.clone());
@@ -44,12 +45,12 @@ impl Receiver {
         Self { url, state }
     }
 
-    fn requests(&self) -> Vec<Received> {
+    pub fn requests(&self) -> Vec<Received> {
         self.state.requests.lock().unwrap().clone()
     }
 
     /// Waits until the receiver has had `count` requests.
-    async fn wait_for(&self, count: usize) -> Vec<Received> {
+    pub async fn wait_for(&self, count: usize) -> Vec<Received> {
         for _ in 0..200 {
             let requests = self.requests();
             if requests.len() >= count {
@@ -72,12 +73,17 @@ async fn receive(State(state): State<ReceiverState>, headers: HeaderMap, body: S
     }
 }
 
+/// The local receivers live on loopback.
+pub fn allow_private_networks(config: &mut rollcall_server::Config) {
+    config.webhook_allow_private_networks = true;
+}
+
 fn header<'a>(request: &'a Received, name: &str) -> &'a str {
     request.headers.get(name).unwrap_or_else(|| panic!("no {name} header")).to_str().unwrap()
 }
 
 /// Checks the signature headers the way a receiver would, independently of the server's code.
-fn assert_signed(request: &Received, secret: &str) {
+pub fn assert_signed(request: &Received, secret: &str) {
     let timestamp = header(request, "x-rollcall-timestamp");
     let sent_at: i64 = timestamp.parse().expect("unix seconds");
     assert!((chrono::Utc::now().timestamp() - sent_at).abs() < 60, "timestamp {sent_at} is not now");
@@ -87,14 +93,14 @@ fn assert_signed(request: &Received, secret: &str) {
     assert_eq!(header(request, "x-rollcall-signature"), expected, "signature does not verify");
 }
 
-async fn create_webhook(app: &TestApp, body: Value) -> Value {
+pub async fn create_webhook(app: &TestApp, body: Value) -> Value {
     let response = app.post("/webhooks/", Some(&app.admin_token), body).await;
     assert_eq!(response.status(), StatusCode::CREATED, "{}", response.text().await.unwrap());
     response.json().await.unwrap()
 }
 
 /// Reports an arrival through the incoming webhook with an admin API key.
-async fn report_arrival(app: &TestApp, key: &str, employee_id: &str) -> reqwest::Response {
+pub async fn report_arrival(app: &TestApp, key: &str, employee_id: &str) -> reqwest::Response {
     let body = json!({
         "event": "attendance_logged",
         "timestamp": chrono::Utc::now().to_rfc3339(),
@@ -103,7 +109,7 @@ async fn report_arrival(app: &TestApp, key: &str, employee_id: &str) -> reqwest:
     app.client.post(app.url("/webhooks/attendance/")).header("X-API-Key", key).json(&body).send().await.unwrap()
 }
 
-async fn deliveries(app: &TestApp, webhook_id: i64) -> Vec<Value> {
+pub async fn deliveries(app: &TestApp, webhook_id: i64) -> Vec<Value> {
     let response = app.get(&format!("/webhooks/{webhook_id}/deliveries/"), &app.admin_token).await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
@@ -111,7 +117,7 @@ async fn deliveries(app: &TestApp, webhook_id: i64) -> Vec<Value> {
 }
 
 /// Waits until the webhook's newest delivery has `status`.
-async fn wait_for_delivery_status(app: &TestApp, webhook_id: i64, status: &str) -> Value {
+pub async fn wait_for_delivery_status(app: &TestApp, webhook_id: i64, status: &str) -> Value {
     for _ in 0..200 {
         let log = deliveries(app, webhook_id).await;
         if let Some(delivery) = log.first().filter(|d| d["status"] == status) {
@@ -124,7 +130,7 @@ async fn wait_for_delivery_status(app: &TestApp, webhook_id: i64, status: &str) 
 
 #[tokio::test]
 async fn subscribed_active_webhooks_get_the_spec_body_signed() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(allow_private_networks).await;
     let key = app.create_api_key("door integration", "admin").await;
     app.create_user("FAC001", "faculty", "Physics").await;
     let (subscribed, spoofing_only, inactive) =
@@ -169,7 +175,11 @@ async fn subscribed_active_webhooks_get_the_spec_body_signed() {
 
 #[tokio::test]
 async fn a_receiver_that_is_down_at_first_gets_the_delivery_on_a_retry() {
-    let app = spawn_app_with(|config| config.webhook_retry_base_ms = 200).await;
+    let app = spawn_app_with(|config| {
+        allow_private_networks(config);
+        config.webhook_retry_base_ms = 200;
+    })
+    .await;
     let key = app.create_api_key("door integration", "admin").await;
     app.create_user("FAC002", "faculty", "Physics").await;
     let receiver = Receiver::start(2).await;
@@ -194,6 +204,7 @@ async fn a_receiver_that_is_down_at_first_gets_the_delivery_on_a_retry() {
 #[tokio::test]
 async fn a_receiver_that_never_succeeds_ends_failed_with_the_last_error() {
     let app = spawn_app_with(|config| {
+        allow_private_networks(config);
         config.webhook_retry_base_ms = 100;
         config.webhook_max_attempts = 3;
     })
@@ -229,7 +240,11 @@ async fn a_receiver_that_never_succeeds_ends_failed_with_the_last_error() {
 #[tokio::test]
 async fn an_event_published_twice_is_delivered_once() {
     let mut database_url = None;
-    let app = spawn_app_with(|config| database_url = config.database_url.clone()).await;
+    let app = spawn_app_with(|config| {
+        allow_private_networks(config);
+        database_url = config.database_url.clone();
+    })
+    .await;
     let receiver = Receiver::start(0).await;
     let webhook = create_webhook(&app, json!({"url": receiver.url, "events": ["enrollment_completed"]})).await;
 
@@ -515,7 +530,7 @@ async fn incoming_attendance_is_validated_and_respects_the_cooldown() {
 
 #[tokio::test]
 async fn face_verification_events_reach_the_receiver_signed() {
-    let app = spawn_face_app().await;
+    let app = spawn_face_app_with(allow_private_networks).await;
     let receiver = Receiver::start(1).await;
     let secret = "a-long-enough-shared-secret";
     let events = json!(["attendance_logged", "enrollment_completed"]);
@@ -550,4 +565,93 @@ async fn face_verification_events_reach_the_receiver_signed() {
     }
     kinds.sort();
     assert_eq!(kinds, ["attendance_logged", "enrollment_completed"]);
+}
+
+#[tokio::test]
+async fn loopback_private_and_link_local_urls_are_refused_by_default() {
+    let app = spawn_app().await;
+    for url in [
+        "http://127.0.0.1:9000/hook",
+        "http://localhost:9000/hook",
+        "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://10.0.0.7/hook",
+        "http://172.16.4.2/hook",
+        "http://192.168.1.20/hook",
+        "http://[fd00::5]/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fe80::1]/hook",
+        "http://100.64.0.1/hook",
+        "http://0.0.0.0:8000/hook",
+    ] {
+        let response =
+            app.post("/webhooks/", Some(&app.admin_token), json!({"url": url, "events": ["attendance_logged"]})).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{url} was accepted");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "validation_error");
+        let why = error["error"]["fields"]["url"].as_str().unwrap_or_else(|| panic!("{url}: {error}"));
+        assert!(why.contains("webhook_allow_private_networks"), "{url}: {why}");
+    }
+    let localhost = app
+        .post(
+            "/webhooks/",
+            Some(&app.admin_token),
+            json!({"url": "http://localhost/x", "events": ["attendance_logged"]}),
+        )
+        .await;
+    let error: Value = localhost.json().await.unwrap();
+    let why = error["error"]["fields"]["url"].as_str().unwrap();
+    assert!(why.contains("localhost resolves to") && why.contains("loopback"), "{why}");
+
+    // Nor can a registration be moved there.
+    let id = create_webhook(&app, json!({"url": "https://hooks.example.com/x", "events": ["attendance_logged"]})).await
+        ["id"]
+        .as_i64()
+        .unwrap();
+    let moved = app
+        .request(
+            Method::PATCH,
+            &format!("/webhooks/{id}/"),
+            Some(&app.admin_token),
+            Some(json!({"url": "http://127.0.0.1:8000/api/v1/users/"})),
+        )
+        .await;
+    assert_eq!(moved.status(), StatusCode::BAD_REQUEST);
+    let list: Value = app.get("/webhooks/", &app.admin_token).await.json().await.unwrap();
+    assert_eq!(list["results"].as_array().unwrap().len(), 1, "nothing refused was stored");
+    assert_eq!(list["results"][0]["url"], "https://hooks.example.com/x");
+}
+
+#[tokio::test]
+async fn a_webhook_stored_while_private_networks_were_allowed_is_not_sent_once_they_are_not() {
+    let app = spawn_app_with(|config| {
+        allow_private_networks(config);
+        config.webhook_max_attempts = 1;
+    })
+    .await;
+    let key = app.create_api_key("door integration", "admin").await;
+    app.create_user("FAC030", "faculty", "Physics").await;
+    let by_address = Receiver::start(0).await;
+    let by_name = Receiver::start(0).await;
+    let literal = create_webhook(&app, json!({"url": by_address.url, "events": ["attendance_logged"]})).await;
+    let named_url = by_name.url.replace("127.0.0.1", "localhost");
+    let named = create_webhook(&app, json!({"url": named_url, "events": ["attendance_logged"]})).await;
+
+    let app = app.restart_with(|config| config.webhook_allow_private_networks = false).await;
+    let admin_key_still_works = report_arrival(&app, &key, "FAC030").await;
+    assert_eq!(admin_key_still_works.status(), StatusCode::CREATED);
+    for webhook in [&literal, &named] {
+        let failed = wait_for_delivery_status(&app, webhook["id"].as_i64().unwrap(), "failed").await;
+        let error = failed["last_error"].as_str().unwrap();
+        assert!(error.contains("loopback") && error.contains("webhook_allow_private_networks"), "{error}");
+        assert!(failed["last_status_code"].is_null());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(by_address.requests().is_empty(), "a delivery reached a loopback address");
+    assert!(by_name.requests().is_empty(), "a delivery reached a name that resolves to loopback");
+
+    // The stored registration can still be turned off without moving it.
+    let path = format!("/webhooks/{}/", literal["id"]);
+    let off = app.request(Method::PATCH, &path, Some(&app.admin_token), Some(json!({"is_active": false}))).await;
+    assert_eq!(off.status(), StatusCode::OK);
 }
