@@ -18,6 +18,8 @@ enum Command {
     Serve(commands::serve::Args),
     /// Apply database migrations and exit.
     Migrate(commands::serve::Args),
+    /// Generate a new data key and re-seal every encrypted value with it (stop the server first).
+    RotateDataKey(commands::serve::Args),
     /// Manage admin accounts.
     Admin(commands::admin::Args),
     /// Measure recognition accuracy on a labelled set of photos.
@@ -30,6 +32,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => commands::serve::run(args),
         Command::Migrate(args) => commands::migrate::run(args),
+        Command::RotateDataKey(args) => commands::rotate_data_key::run(args),
         Command::Admin(args) => commands::admin::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Bench(args) => commands::bench::run(args),

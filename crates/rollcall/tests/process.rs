@@ -173,3 +173,36 @@ fn serve_refuses_a_bad_recognition_setting_with_a_clear_message() {
     let rate = serve("ROLLCALL_MAX_FALSE_ACCEPT_RATE", "1.5");
     assert!(rate.contains("max_false_accept_rate must be in (0, 1)"), "{rate}");
 }
+
+#[tokio::test]
+async fn rotate_data_key_replaces_the_key_and_the_server_starts_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path()).await;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let key_file = dir.path().join("data").join("data_key");
+    let old_key = std::fs::read_to_string(&key_file).unwrap();
+
+    let rotated = rollcall(dir.path()).arg("rotate-data-key").stdout(Stdio::piped()).output().unwrap();
+    assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stdout));
+    assert!(String::from_utf8_lossy(&rotated.stdout).contains("data key rotated"));
+    let new_key = std::fs::read_to_string(&key_file).unwrap();
+    assert_eq!(new_key.split_whitespace().count(), 1);
+    assert_ne!(new_key.trim(), old_key.trim());
+
+    let configured = rollcall(dir.path())
+        .arg("rotate-data-key")
+        .env("ROLLCALL_DATA_KEY", new_key.trim())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!configured.status.success());
+    assert!(String::from_utf8_lossy(&configured.stderr).contains("ROLLCALL_DATA_KEY"));
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), new_key, "a refused rotation changes nothing");
+
+    let mut server = start(dir.path()).await;
+    let login = login(&server.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(login.status(), 200);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}

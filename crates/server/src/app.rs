@@ -190,12 +190,18 @@ fn jwt_secret(config: &Config) -> anyhow::Result<SecretString> {
     read_or_create_secret(&config.data_dir.join("jwt_secret"), 48).map(SecretString::from)
 }
 
-/// The configured data key, or one generated on first start into the data dir.
+/// Where the data key is kept unless the configuration sets one: one base64 key per line,
+/// the current one first (the others are being retired by `rollcall rotate-data-key`).
+pub fn data_key_file(config: &Config) -> std::path::PathBuf {
+    config.data_dir.join("data_key")
+}
+
+/// The configured data key (ring), or one generated on first start into the data dir.
 fn data_sealer(config: &Config) -> anyhow::Result<Sealer> {
     let key = match &config.data_key {
         Some(key) => key.expose_secret().to_owned(),
         None => {
-            let path = config.data_dir.join("data_key");
+            let path = data_key_file(config);
             if !path.exists() {
                 write_private_file(&path, Sealer::generate_key().as_bytes())
                     .with_context(|| format!("cannot write {}", path.display()))?;
@@ -204,7 +210,14 @@ fn data_sealer(config: &Config) -> anyhow::Result<Sealer> {
             std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?
         }
     };
-    Sealer::from_base64(&key).context("data_key")
+    let sealer = Sealer::from_key_ring(&key).context("data_key")?;
+    if sealer.key_count() > 1 {
+        tracing::warn!(
+            previous_keys = sealer.key_count() - 1,
+            "the data key ring still holds previous keys: a key rotation did not finish; run `rollcall rotate-data-key` again"
+        );
+    }
+    Ok(sealer)
 }
 
 /// Reads a secret file, or writes `bytes` random bytes (base64url) to it first.
@@ -217,6 +230,24 @@ pub fn read_or_create_secret(path: &Path, bytes: usize) -> anyhow::Result<String
     write_private_file(path, secret.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
     tracing::info!(path = %path.display(), "generated a new secret");
     Ok(secret)
+}
+
+/// Replaces a private file atomically: a reader (or a crash) sees the old contents or the
+/// new, never a part. Written beside it, synced, renamed over it, and the folder synced.
+pub fn replace_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut staging = path.as_os_str().to_owned();
+    staging.push(".new");
+    let staging = std::path::PathBuf::from(staging);
+    match std::fs::remove_file(&staging) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
+    write_private_file(&staging, contents)?;
+    std::fs::rename(&staging, path)?;
+    if let Some(folder) = path.parent().filter(|folder| !folder.as_os_str().is_empty()) {
+        std::fs::File::open(folder)?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {

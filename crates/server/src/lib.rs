@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod events;
+pub mod key_rotation;
 pub mod limiter;
 pub mod outbound;
 pub mod queue;

@@ -340,8 +340,11 @@ impl Deliverer {
             let url = url::Url::parse(&webhook.url).map_err(|error| (None, format!("invalid URL: {error}")))?;
             outbound::check_literal(&url).map_err(|refused| (None, format!("not sent: {refused}")))?;
         }
-        let secret =
-            self.sealer.open(&webhook.secret).map_err(|error| (None, format!("cannot read the secret: {error}")))?;
+        let binding = crate::store::sealed::webhook_secret_binding(webhook.id);
+        let secret = self
+            .sealer
+            .open(&webhook.secret, &binding)
+            .map_err(|error| (None, format!("cannot read the secret: {error}")))?;
         let timestamp = Utc::now().timestamp();
         let response = self
             .client

@@ -5,4 +5,5 @@ pub mod bench;
 mod engine_args;
 pub mod eval;
 pub mod migrate;
+pub mod rotate_data_key;
 pub mod serve;

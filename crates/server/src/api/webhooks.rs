@@ -20,6 +20,7 @@ use crate::domain::audit::{self, AuditEvent, ClientInfo};
 use crate::domain::auth::Principal;
 use crate::domain::users::{EmployeeId, Invalid, parse_text};
 use crate::events::EventKind;
+use crate::store::sealed::webhook_secret_binding;
 use crate::store::users as user_store;
 use crate::store::webhooks::{self as webhook_store, DeliveryRecord, WebhookFields, WebhookRecord};
 use crate::webhooks::{check_destination, generate_secret, parse_events, parse_secret, parse_url};
@@ -191,13 +192,19 @@ pub async fn create_webhook(
         validate(&state, &request.url, None, &request.events, request.secret.as_deref()).await?;
     let generated = secret.is_none().then(generate_secret);
     let plain_secret = secret.or_else(|| generated.clone()).unwrap_or_default();
+    // The secret is sealed for the row's id, which only the insert tells: the row starts
+    // inactive and without a secret (never delivered to, should the next step not happen).
+    let pending = WebhookFields { url, events, secret: Vec::new(), is_active: false };
+    let inserted = webhook_store::insert(&state.db, pending, Some(admin.audit_name())).await?;
     let fields = WebhookFields {
-        url,
-        events,
-        secret: state.sealer.seal(plain_secret.as_bytes()),
+        url: inserted.url,
+        events: inserted.events,
+        secret: state.sealer.seal(plain_secret.as_bytes(), &webhook_secret_binding(inserted.id)),
         is_active: request.is_active.unwrap_or(true),
     };
-    let record = webhook_store::insert(&state.db, fields, Some(admin.audit_name())).await?;
+    let record = webhook_store::update(&state.db, inserted.id, fields)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("webhook {} was deleted meanwhile", inserted.id)))?;
     let details = audit_details(&record, true);
     audit::record(&state.db, &client, AuditEvent::success("webhook_create", Some(admin.audit_name()), details)).await;
     Ok((StatusCode::CREATED, Json(CreatedWebhook { info: record.into(), secret: generated })))
@@ -275,7 +282,8 @@ async fn apply_update(
     let fields = WebhookFields {
         url,
         events,
-        secret: secret.map_or(current.secret, |secret| state.sealer.seal(secret.as_bytes())),
+        secret: secret
+            .map_or(current.secret, |secret| state.sealer.seal(secret.as_bytes(), &webhook_secret_binding(id))),
         is_active: patch.is_active.unwrap_or(current.is_active),
     };
     let record = webhook_store::update(&state.db, id, fields)

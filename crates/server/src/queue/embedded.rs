@@ -93,7 +93,7 @@ impl TaskQueue for EmbeddedQueue {
             kind: kind.as_str(),
             owner,
             subject,
-            payload: self.sealer.seal(payload),
+            payload: self.sealer.seal(payload, &crate::store::sealed::task_payload_binding(&id)),
             max_attempts: i64::from(self.max_attempts),
         };
         task_store::insert(&self.db, task).await?;
@@ -114,7 +114,7 @@ impl TaskQueue for EmbeddedQueue {
         let Some(kind) = TaskKind::parse(&record.kind) else {
             return refuse(format!("unknown task kind {:?}", record.kind)).await;
         };
-        let payload = match self.sealer.open(&record.payload) {
+        let payload = match self.sealer.open(&record.payload, &crate::store::sealed::task_payload_binding(&record.id)) {
             Ok(payload) => payload,
             Err(error) => {
                 return refuse(format!("the task's input cannot be decrypted ({error}); was the data key changed?"))

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod incidents;
 pub mod lease;
 pub mod refresh_tokens;
+pub mod sealed;
 pub mod tasks;
 pub mod templates;
 pub mod users;

@@ -5,13 +5,13 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-async fn enroll(app: &TestApp, employee_id: &str, photos: &[&str]) -> Value {
+pub async fn enroll(app: &TestApp, employee_id: &str, photos: &[&str]) -> Value {
     let images: Vec<String> = photos.iter().map(|name| photo(name)).collect();
     run_task(app, "/face/enroll/", &app.admin_token, json!({"employee_id": employee_id, "images": images})).await["result"]
         .clone()
 }
 
-async fn verify(app: &TestApp, token: &str, name: &str) -> Value {
+pub async fn verify(app: &TestApp, token: &str, name: &str) -> Value {
     let body = json!({"image": photo(name), "camera_id": "CAM001", "location": "Main Building Entrance"});
     run_task(app, "/face/verify/", token, body).await["result"].clone()
 }
@@ -292,8 +292,9 @@ async fn templates_are_encrypted_at_rest() {
         "the stored bytes are not a readable template"
     );
     let key = std::fs::read_to_string(app.data_dir.path().join("data_key")).unwrap();
-    let sealer = rollcall_server::crypto::Sealer::from_base64(&key).unwrap();
-    let opened = rollcall_face::Template::from_bytes(&sealer.open(&stored.template).unwrap()).unwrap();
+    let sealer = rollcall_server::crypto::Sealer::from_key_ring(&key).unwrap();
+    let binding = rollcall_server::store::sealed::template_binding(user.id);
+    let opened = rollcall_face::Template::from_bytes(&sealer.open(&stored.template, &binding).unwrap()).unwrap();
     assert_eq!(opened.embeddings().len(), 1);
     let tasks = app.audit_entries("enrollment").await;
     assert!(!json!(tasks).to_string().contains("base64"), "photos never reach the audit log");

@@ -6,6 +6,7 @@ mod helpers;
 mod audit;
 mod auth;
 mod backpressure;
+mod data_key;
 mod errors;
 mod events;
 mod face;

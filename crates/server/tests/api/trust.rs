@@ -227,7 +227,8 @@ async fn a_worker_that_lost_its_lease_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(finish(&app, &runner, &claim(&app).await).await, Recorded::Yes);
-    let secret = app.sealer.seal(b"a-webhook-signing-secret");
+    let secret =
+        app.sealer.seal(b"a-webhook-signing-secret", &rollcall_server::store::sealed::webhook_secret_binding(1));
     let fields = webhooks::WebhookFields {
         url: "http://127.0.0.1:9/hook".into(),
         events: "attendance_logged".into(),

@@ -96,14 +96,14 @@ pub(super) async fn run(tasks: &FaceTasks, task: &Task) -> Result<Value, TaskFai
         duplicate_of = Some(other_id);
     }
     let used: Vec<&String> = reports.iter().filter(|r| r.accepted).filter_map(|r| images.get(r.index)).collect();
-    let kept = if tasks.keep_enrollment_images { seal_photos(&tasks.sealer, &used) } else { Vec::new() };
+    let kept = if tasks.keep_enrollment_images { seal_photos(&tasks.sealer, user.id, &used) } else { Vec::new() };
     let event = Event {
         kind: EventKind::EnrollmentCompleted,
         key: format!("enrollment:{}", task.id),
         timestamp: chrono::Utc::now(),
         data: json!({"employee_id": user.employee_id, "name": user.full_name(), "photos_used": accepted}),
     };
-    let sealed = tasks.sealer.seal(&template.to_bytes());
+    let sealed = tasks.sealer.seal(&template.to_bytes(), &crate::store::sealed::template_binding(user.id));
     let mut result = json!({
         "success": true,
         "faces_detected": detected,
@@ -254,10 +254,10 @@ async fn store_template(
 }
 
 /// Seals the photos the new template was made from (each was decoded from this payload already).
-fn seal_photos(sealer: &Sealer, used: &[&String]) -> Vec<Vec<u8>> {
+fn seal_photos(sealer: &Sealer, user_id: i64, used: &[&String]) -> Vec<Vec<u8>> {
     used.iter()
         .filter_map(|image| rollcall_face::decode::base64_payload(image).ok())
-        .map(|bytes| sealer.seal(&bytes))
+        .map(|bytes| sealer.seal(&bytes, &crate::store::sealed::enrollment_image_binding(user_id)))
         .collect()
 }
 

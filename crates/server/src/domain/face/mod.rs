@@ -167,7 +167,7 @@ impl FaceService {
         let sealed = templates::all_active(db).await?;
         let mut index = self.index.write().expect("index lock");
         for record in &sealed {
-            let template = open_template(sealer, &record.template)?;
+            let template = open_template(sealer, record)?;
             index.upsert(&record.user_id.to_string(), &template);
         }
         Ok(index.len())
@@ -185,7 +185,7 @@ impl FaceService {
     /// Puts a reactivated person's stored template back into the index.
     pub async fn restore(&self, db: &Db, sealer: &Sealer, user_id: i64) -> anyhow::Result<()> {
         if let Some(record) = templates::find(db, user_id).await? {
-            self.remember(user_id, &open_template(sealer, &record.template)?);
+            self.remember(user_id, &open_template(sealer, &record)?);
         }
         Ok(())
     }
@@ -199,8 +199,8 @@ impl FaceService {
     }
 }
 
-fn open_template(sealer: &Sealer, sealed: &[u8]) -> anyhow::Result<Template> {
-    let bytes = sealer.open(sealed)?;
+fn open_template(sealer: &Sealer, sealed: &templates::SealedTemplate) -> anyhow::Result<Template> {
+    let bytes = sealer.open(&sealed.template, &crate::store::sealed::template_binding(sealed.user_id))?;
     Ok(Template::from_bytes(&bytes)?)
 }
 

@@ -1,0 +1,168 @@
+//! Every column that holds sealed (encrypted) data, the [`Binding`] each value is sealed
+//! for, and the paged reads and compare-and-swap writes that `rollcall rotate-data-key`
+//! re-seals them with.
+
+use sea_query::{Alias as Name, Expr, Order, Query, SimpleExpr};
+
+use super::{Db, Exec, StoreResult};
+use crate::crypto::Binding;
+
+/// A sealed column: `table.sealed`, one value per `key`, bound to `table|<owner>|purpose`.
+#[derive(Debug)]
+pub struct SealedColumn {
+    pub table: &'static str,
+    /// The primary key, which pages and compare-and-swap writes go by.
+    key: &'static str,
+    /// The column whose value the binding names (the row's owner, e.g. the person).
+    owner: &'static str,
+    sealed: &'static str,
+    purpose: &'static str,
+    key_is_text: bool,
+}
+
+pub const FACE_TEMPLATES: SealedColumn = SealedColumn {
+    table: "face_templates",
+    key: "user_id",
+    owner: "user_id",
+    sealed: "template",
+    purpose: "template",
+    key_is_text: false,
+};
+
+/// Kept photos are bound to their person: they are replaced as a set.
+pub const ENROLLMENT_IMAGES: SealedColumn = SealedColumn {
+    table: "enrollment_images",
+    key: "id",
+    owner: "user_id",
+    sealed: "image",
+    purpose: "image",
+    key_is_text: false,
+};
+
+pub const TASK_PAYLOADS: SealedColumn =
+    SealedColumn { table: "tasks", key: "id", owner: "id", sealed: "payload", purpose: "payload", key_is_text: true };
+
+pub const WEBHOOK_SECRETS: SealedColumn =
+    SealedColumn { table: "webhooks", key: "id", owner: "id", sealed: "secret", purpose: "secret", key_is_text: false };
+
+pub const ALL: [&SealedColumn; 4] = [&FACE_TEMPLATES, &ENROLLMENT_IMAGES, &TASK_PAYLOADS, &WEBHOOK_SECRETS];
+
+impl SealedColumn {
+    fn binding(&self, owner: impl std::fmt::Display) -> Binding {
+        Binding::new(self.table, owner, self.purpose)
+    }
+}
+
+/// What a person's face template is sealed for.
+pub fn template_binding(user_id: i64) -> Binding {
+    FACE_TEMPLATES.binding(user_id)
+}
+
+/// What a person's kept enrollment photos are sealed for.
+pub fn enrollment_image_binding(user_id: i64) -> Binding {
+    ENROLLMENT_IMAGES.binding(user_id)
+}
+
+/// What a queued task's input is sealed for.
+pub fn task_payload_binding(task_id: &str) -> Binding {
+    TASK_PAYLOADS.binding(task_id)
+}
+
+/// What a webhook's signing secret is sealed for.
+pub fn webhook_secret_binding(webhook_id: i64) -> Binding {
+    WEBHOOK_SECRETS.binding(webhook_id)
+}
+
+/// A row's primary key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowKey {
+    Int(i64),
+    Text(String),
+}
+
+impl From<&RowKey> for SimpleExpr {
+    fn from(key: &RowKey) -> Self {
+        match key {
+            RowKey::Int(id) => (*id).into(),
+            RowKey::Text(id) => id.clone().into(),
+        }
+    }
+}
+
+/// One sealed value as stored.
+#[derive(Debug, Clone)]
+pub struct SealedValue {
+    pub column: &'static SealedColumn,
+    pub key: RowKey,
+    pub binding: Binding,
+    pub sealed: Vec<u8>,
+}
+
+#[derive(sqlx::FromRow)]
+struct IntKeyed {
+    key: i64,
+    owner: i64,
+    sealed: Vec<u8>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TextKeyed {
+    key: String,
+    sealed: Vec<u8>,
+}
+
+/// Up to `limit` non-empty values of `column` with a key after `after`, in key order.
+pub async fn page(
+    db: &Db,
+    column: &'static SealedColumn,
+    after: Option<&RowKey>,
+    limit: u64,
+) -> StoreResult<Vec<SealedValue>> {
+    let mut statement = Query::select();
+    statement
+        .expr_as(Expr::col(Name::new(column.key)), Name::new("key"))
+        .expr_as(Expr::col(Name::new(column.sealed)), Name::new("sealed"))
+        .from(Name::new(column.table))
+        .and_where(Expr::col(Name::new(column.sealed)).ne(Vec::<u8>::new()))
+        .order_by(Name::new(column.key), Order::Asc)
+        .limit(limit);
+    if let Some(after) = after {
+        statement.and_where(Expr::col(Name::new(column.key)).gt(SimpleExpr::from(after)));
+    }
+    if column.key_is_text {
+        let rows: Vec<TextKeyed> = db.fetch_all(&statement).await?;
+        return Ok(rows
+            .into_iter()
+            .map(|row| SealedValue {
+                column,
+                binding: column.binding(&row.key),
+                key: RowKey::Text(row.key),
+                sealed: row.sealed,
+            })
+            .collect());
+    }
+    statement.expr_as(Expr::col(Name::new(column.owner)), Name::new("owner"));
+    let rows: Vec<IntKeyed> = db.fetch_all(&statement).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| SealedValue {
+            column,
+            binding: column.binding(row.owner),
+            key: RowKey::Int(row.key),
+            sealed: row.sealed,
+        })
+        .collect())
+}
+
+/// Replaces a value with its re-sealed form, only if it is still the value that was read
+/// (compare and swap): false when the row changed or went meanwhile.
+pub async fn replace(db: &Db, value: &SealedValue, resealed: Vec<u8>) -> StoreResult<bool> {
+    let column = value.column;
+    let statement = Query::update()
+        .table(Name::new(column.table))
+        .value(Name::new(column.sealed), resealed)
+        .and_where(Expr::col(Name::new(column.key)).eq(SimpleExpr::from(&value.key)))
+        .and_where(Expr::col(Name::new(column.sealed)).eq(value.sealed.clone()))
+        .to_owned();
+    Ok(db.execute(&statement).await? == 1)
+}
