@@ -192,19 +192,21 @@ pub async fn create_webhook(
         validate(&state, &request.url, None, &request.events, request.secret.as_deref()).await?;
     let generated = secret.is_none().then(generate_secret);
     let plain_secret = secret.or_else(|| generated.clone()).unwrap_or_default();
-    // The secret is sealed for the row's id, which only the insert tells: the row starts
-    // inactive and without a secret (never delivered to, should the next step not happen).
+    // The secret is sealed for the row's id, which only the insert tells: the row is
+    // inserted without it and completed in the same transaction.
+    let tx = state.db.begin().await?;
     let pending = WebhookFields { url, events, secret: Vec::new(), is_active: false };
-    let inserted = webhook_store::insert(&state.db, pending, Some(admin.audit_name())).await?;
+    let inserted = webhook_store::insert(&tx, pending, Some(admin.audit_name())).await?;
     let fields = WebhookFields {
         url: inserted.url,
         events: inserted.events,
         secret: state.sealer.seal(plain_secret.as_bytes(), &webhook_secret_binding(inserted.id)),
         is_active: request.is_active.unwrap_or(true),
     };
-    let record = webhook_store::update(&state.db, inserted.id, fields)
+    let record = webhook_store::update(&tx, inserted.id, fields)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("webhook {} was deleted meanwhile", inserted.id)))?;
+    tx.commit().await?;
     let details = audit_details(&record, true);
     audit::record(&state.db, &client, AuditEvent::success("webhook_create", Some(admin.audit_name()), details)).await;
     Ok((StatusCode::CREATED, Json(CreatedWebhook { info: record.into(), secret: generated })))

@@ -95,7 +95,7 @@ pub struct DeliveryRecord {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-pub async fn insert(db: &Db, fields: WebhookFields, created_by: Option<String>) -> StoreResult<WebhookRecord> {
+pub async fn insert(db: &impl Exec, fields: WebhookFields, created_by: Option<String>) -> StoreResult<WebhookRecord> {
     let now = Utc::now();
     let statement = Query::insert()
         .into_table(Webhooks::Table)
@@ -148,7 +148,7 @@ pub async fn list_active(db: &impl Exec) -> StoreResult<Vec<WebhookRecord>> {
 }
 
 /// Replaces a registration's fields; `None` when there is no such webhook.
-pub async fn update(db: &Db, id: i64, fields: WebhookFields) -> StoreResult<Option<WebhookRecord>> {
+pub async fn update(db: &impl Exec, id: i64, fields: WebhookFields) -> StoreResult<Option<WebhookRecord>> {
     let statement = Query::update()
         .table(Webhooks::Table)
         .values([
