@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod api_keys;
+pub mod attendance;
 pub mod audit;
 pub mod auth;
 pub mod docs;
@@ -47,6 +48,7 @@ use crate::limiter::Category;
         (name = "webhooks", description = "Outgoing webhooks, their delivery log, and incoming attendance"),
         (name = "events", description = "Live events (Server-Sent Events)"),
         (name = "face", description = "Enrollment, verification and biometric erasure"),
+        (name = "attendance", description = "Attendance logs"),
     )
 )]
 struct ApiDoc;
@@ -116,6 +118,7 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(users::get_user, users::update_user, users::deactivate_user))
         .route("/users/{id}/", axum::routing::patch(users::update_user))
         .routes(routes!(audit::list_audit_logs))
+        .routes(routes!(attendance::list_logs))
         .routes(routes!(face::enroll))
         .routes(routes!(face::erase_template))
         .merge(webhooks::routes())

@@ -89,6 +89,9 @@ pub static POLICY: &[Guard] = &[
     route(Method::POST, "/api/v1/face/bulk-verify/", Access::Authenticated),
     route(Method::GET, "/api/v1/face/bulk-verify/status/{task_id}/", Access::Authenticated),
     route(Method::DELETE, "/api/v1/face/templates/{employee_id}/", ADMIN),
+    // Admins read every log, faculty their department's, students their own (the handler
+    // narrows the list); API keys without the admin role belong to no one and read none.
+    route(Method::GET, "/api/v1/attendance/logs/", Access::AdminOrSelf),
     route(Method::GET, "/api/v1/webhooks/", ADMIN),
     route(Method::POST, "/api/v1/webhooks/", ADMIN),
     route(Method::GET, "/api/v1/webhooks/{id}/", ADMIN),

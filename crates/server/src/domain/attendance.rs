@@ -8,14 +8,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use crate::domain::auth::Principal;
+use crate::domain::users::Role;
 use crate::events::{Event, EventBus, EventKind};
 use crate::queue::begin_for_task;
-use crate::store::Db;
-pub use crate::store::attendance::NewAttendance;
 use crate::store::attendance::{self as attendance_store, AttendanceRecord};
+pub use crate::store::attendance::{AttendanceFilter, NewAttendance};
 use crate::store::tasks::TaskClaim;
 use crate::store::users as user_store;
 use crate::store::users::UserRecord;
+use crate::store::{Db, StoreResult};
 
 /// One recognised arrival of an active person.
 #[derive(Debug, Clone)]
@@ -108,4 +110,54 @@ fn attendance_event(user: &UserRecord, record: &AttendanceRecord) -> Event {
             "source": record.source,
         }),
     }
+}
+
+/// Whose logs a caller may read: admins (people and API keys) every log, faculty the
+/// logs of their own department, students their own logs. API keys without the admin
+/// role belong to no person and read none (`None`).
+pub async fn readable_by(db: &Db, caller: &Principal) -> StoreResult<Option<Readable>> {
+    if caller.is_admin() {
+        return Ok(Some(Readable::Everything));
+    }
+    let Some(user_id) = caller.user_id() else {
+        return Ok(None);
+    };
+    Ok(match caller.role() {
+        Role::Admin => Some(Readable::Everything),
+        Role::Student => Some(Readable::Person(user_id)),
+        Role::Faculty => user_store::find_by_id(db, user_id).await?.map(|user| Readable::Department(user.department)),
+    })
+}
+
+/// The logs a caller may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readable {
+    Everything,
+    Department(String),
+    Person(i64),
+}
+
+impl Readable {
+    /// Narrows `filter` to these logs; the caller's own filters still apply within them.
+    pub fn restrict(self, filter: &mut AttendanceFilter) {
+        match self {
+            Self::Everything => {}
+            Self::Department(department) => filter.department_of_reader = Some(department),
+            Self::Person(user_id) => filter.user_id = Some(user_id),
+        }
+    }
+}
+
+/// How the API names where a log came from, and the stored sources each name covers.
+pub const SOURCES: &[(&str, &[&str])] =
+    &[("face", &["verify", "bulk_verify"]), ("manual", &["manual"]), ("webhook", &["webhook"])];
+
+/// The API's name for a stored source (`verify` and `bulk_verify` are `face`).
+pub fn source_name(stored: &str) -> &str {
+    SOURCES.iter().find(|(_, stored_as)| stored_as.contains(&stored)).map_or(stored, |(name, _)| name)
+}
+
+/// The stored sources of an API source name; `None` for an unknown name.
+pub fn stored_sources(name: &str) -> Option<Vec<&'static str>> {
+    SOURCES.iter().find(|(known, _)| *known == name).map(|(_, stored)| stored.to_vec())
 }

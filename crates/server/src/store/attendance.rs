@@ -1,13 +1,15 @@
 //! The `attendance_logs` table.
 
 use chrono::{DateTime, Utc};
-use sea_query::{Expr, Iden, OnConflict, Order, Query};
+use sea_query::{Cond, Expr, Iden, OnConflict, Order, Query, SimpleExpr};
 
-use super::{Db, Exec, StoreResult};
+use super::users::Users;
+use super::{Alias, Db, Exec, StoreResult};
 
 #[derive(Iden)]
 enum AttendanceLogs {
     Table,
+    Id,
     UserId,
     Timestamp,
     CameraId,
@@ -121,4 +123,121 @@ pub async fn for_user(db: &Db, user_id: i64) -> StoreResult<Vec<AttendanceRecord
         .order_by(AttendanceLogs::Timestamp, Order::Asc)
         .to_owned();
     db.fetch_all(&statement).await
+}
+
+/// A log with the person it belongs to, as the logs listing shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttendanceListing {
+    pub id: i64,
+    pub timestamp: DateTime<Utc>,
+    pub camera_id: Option<String>,
+    pub location: Option<String>,
+    pub confidence: Option<f64>,
+    pub similarity: Option<f64>,
+    pub anti_spoof_score: Option<f64>,
+    pub verification_time: Option<f64>,
+    pub source: String,
+    pub user_id: i64,
+    pub employee_id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub department: String,
+}
+
+/// Which logs to list; every field that is set narrows the list.
+#[derive(Debug, Default)]
+pub struct AttendanceFilter {
+    pub user_id: Option<i64>,
+    pub employee_id: Option<String>,
+    pub department: Option<String>,
+    /// The reader's own department, when they may read only that one (faculty): kept
+    /// apart from `department` so that both apply.
+    pub department_of_reader: Option<String>,
+    pub camera_id: Option<String>,
+    /// Stored sources, any of which matches (`verify` and `bulk_verify` are both face logs).
+    pub sources: Option<Vec<&'static str>>,
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl AttendanceFilter {
+    fn condition(&self) -> Cond {
+        let log = |column| (AttendanceLogs::Table, column);
+        let user = |column| (Users::Table, column);
+        let mut condition = Cond::all();
+        if let Some(user_id) = self.user_id {
+            condition = condition.add(Expr::col(log(AttendanceLogs::UserId)).eq(user_id));
+        }
+        if let Some(employee_id) = &self.employee_id {
+            condition = condition.add(Expr::col(user(Users::EmployeeId)).eq(employee_id.as_str()));
+        }
+        if let Some(department) = &self.department {
+            condition = condition.add(Expr::col(user(Users::Department)).eq(department.as_str()));
+        }
+        if let Some(department) = &self.department_of_reader {
+            condition = condition.add(Expr::col(user(Users::Department)).eq(department.as_str()));
+        }
+        if let Some(camera_id) = &self.camera_id {
+            condition = condition.add(Expr::col(log(AttendanceLogs::CameraId)).eq(camera_id.as_str()));
+        }
+        if let Some(sources) = &self.sources {
+            condition = condition.add(Expr::col(log(AttendanceLogs::Source)).is_in(sources.iter().copied()));
+        }
+        if let Some(from) = self.from {
+            condition = condition.add(Expr::col(log(AttendanceLogs::Timestamp)).gte(from));
+        }
+        if let Some(to) = self.to {
+            condition = condition.add(Expr::col(log(AttendanceLogs::Timestamp)).lt(to));
+        }
+        condition
+    }
+}
+
+/// One page of logs, newest first (ties by id, newest first), and how many match. The
+/// order is served by the `attendance_logs_time_id` index.
+pub async fn list(
+    db: &Db,
+    filter: &AttendanceFilter,
+    limit: u64,
+    offset: u64,
+) -> StoreResult<(Vec<AttendanceListing>, i64)> {
+    let page = Query::select()
+        .columns([
+            (AttendanceLogs::Table, AttendanceLogs::Id),
+            (AttendanceLogs::Table, AttendanceLogs::Timestamp),
+            (AttendanceLogs::Table, AttendanceLogs::CameraId),
+            (AttendanceLogs::Table, AttendanceLogs::Location),
+            (AttendanceLogs::Table, AttendanceLogs::Confidence),
+            (AttendanceLogs::Table, AttendanceLogs::Similarity),
+            (AttendanceLogs::Table, AttendanceLogs::AntiSpoofScore),
+            (AttendanceLogs::Table, AttendanceLogs::VerificationTime),
+            (AttendanceLogs::Table, AttendanceLogs::Source),
+            (AttendanceLogs::Table, AttendanceLogs::UserId),
+        ])
+        .columns([
+            (Users::Table, Users::EmployeeId),
+            (Users::Table, Users::FirstName),
+            (Users::Table, Users::LastName),
+            (Users::Table, Users::Department),
+        ])
+        .from(AttendanceLogs::Table)
+        .inner_join(Users::Table, owner_of_log())
+        .cond_where(filter.condition())
+        .order_by((AttendanceLogs::Table, AttendanceLogs::Timestamp), Order::Desc)
+        .order_by((AttendanceLogs::Table, AttendanceLogs::Id), Order::Desc)
+        .limit(limit)
+        .offset(offset)
+        .to_owned();
+    let count = Query::select()
+        .expr_as(Expr::col((AttendanceLogs::Table, AttendanceLogs::Id)).count(), Alias::Count)
+        .from(AttendanceLogs::Table)
+        .inner_join(Users::Table, owner_of_log())
+        .cond_where(filter.condition())
+        .to_owned();
+    Ok((db.fetch_all(&page).await?, db.count(&count).await?))
+}
+
+fn owner_of_log() -> SimpleExpr {
+    Expr::col((AttendanceLogs::Table, AttendanceLogs::UserId)).equals((Users::Table, Users::Id))
 }

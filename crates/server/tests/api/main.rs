@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod attendance;
 mod audit;
 mod auth;
 mod backpressure;
