@@ -1,18 +1,22 @@
 //! `GET /attendance/logs/`: who arrived when, for admins, faculty (their department) and
-//! students (their own logs).
+//! students (their own logs); `POST /attendance/mark/`: an arrival entered by an admin.
 
 use axum::extract::State;
-use chrono::{DateTime, NaiveDate, Utc};
+use axum::http::StatusCode;
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{Auth, Json, Query};
+use super::extract::{Admin, Auth, Json, Query};
 use super::pagination::{PageParams, Paginated, RequestUrl};
 use crate::app::AppState;
-use crate::domain::attendance::{self, AttendanceFilter, SOURCES};
+use crate::domain::attendance::{self, Arrival, AttendanceFilter, Logged, NewAttendance, SOURCES};
+use crate::domain::audit::{self, AuditEvent, ClientInfo};
 use crate::domain::users::{EmployeeId, parse_text};
 use crate::store::attendance::{self as attendance_store, AttendanceListing};
+use crate::store::users as user_store;
 
 /// The longest camera id and department name a filter may name.
 const MAX_FILTER_CHARS: usize = 200;
@@ -146,4 +150,88 @@ pub async fn list_logs(
 
 fn start_of_day(date: NaiveDate) -> DateTime<Utc> {
     date.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
+}
+
+/// The longest reason a manual mark may give.
+const MAX_REASON_CHARS: usize = 500;
+
+/// The spec's manual mark.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManualMark {
+    pub employee_id: String,
+    /// When the person arrived (RFC 3339); not in the future.
+    pub timestamp: DateTime<Utc>,
+    /// Why the arrival is entered by hand (required, at most 500 characters).
+    pub reason: String,
+    /// Ignored: the mark is recorded as made by the authenticated admin.
+    pub marked_by: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MarkedLog {
+    #[serde(flatten)]
+    pub log: AttendanceLog,
+    pub reason: String,
+    /// Who made the mark: the admin's employee id, or `api_key:<name>`.
+    pub marked_by: String,
+}
+
+/// Enter an arrival by hand (source `manual`), with the reason. The attendance cooldown
+/// applies on both sides of the timestamp; the mark is audited (`attendance_mark`) and
+/// published as `attendance_logged`, like a face arrival.
+#[utoipa::path(post, path = "/attendance/mark/", tag = "attendance", request_body = ManualMark,
+    responses((status = 201, body = MarkedLog), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "No such employee"),
+        (status = 409, body = ErrorBody, description = "The employee is deactivated, or was logged within the cooldown")))]
+pub async fn mark(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    client: ClientInfo,
+    Json(request): Json<ManualMark>,
+) -> ApiResult<(StatusCode, Json<MarkedLog>)> {
+    let employee_id = EmployeeId::parse(&request.employee_id)?;
+    let reason = parse_text("reason", &request.reason, MAX_REASON_CHARS)?;
+    if reason.is_empty() {
+        return Err(ApiError::validation("reason", "is required"));
+    }
+    if request.timestamp > Utc::now() {
+        return Err(ApiError::validation("timestamp", "must not be in the future"));
+    }
+    let user = match user_store::find_by_employee_id(&state.db, employee_id.as_str()).await? {
+        Some(user) if user.is_active => user,
+        Some(_) => return Err(ApiError::Conflict(format!("employee {} is deactivated", employee_id.as_str()))),
+        None => return Err(ApiError::NotFound(format!("no employee with employee_id {}", employee_id.as_str()))),
+    };
+    let marked_by = admin.audit_name();
+    let log = NewAttendance {
+        timestamp: request.timestamp,
+        camera_id: None,
+        location: None,
+        confidence: None,
+        similarity: None,
+        anti_spoof_score: None,
+        verification_time: None,
+        source: "manual",
+        task_id: None,
+        details: json!({"reason": reason, "marked_by": marked_by}),
+    };
+    let record = match state.attendance.log(None, Arrival { user: &user, log }).await.map_err(ApiError::internal)? {
+        Logged::New(record) => record,
+        Logged::Cooldown { previous, previous_id } => {
+            return Err(ApiError::Conflict(format!(
+                "employee {} has attendance log {previous_id} at {} within the cooldown of {} s",
+                employee_id.as_str(),
+                previous.to_rfc3339_opts(SecondsFormat::Secs, true),
+                state.attendance.cooldown().as_secs(),
+            )));
+        }
+        Logged::AlreadyByThisTask(record) => {
+            return Err(ApiError::internal(anyhow::anyhow!("a manual mark found task log {}", record.id)));
+        }
+    };
+    let details = json!({"employee_id": user.employee_id, "attendance_id": record.id, "timestamp": record.timestamp, "reason": reason});
+    audit::record(&state.db, &client, AuditEvent::success("attendance_mark", Some(marked_by.clone()), details)).await;
+    let log = AttendanceLog::from(AttendanceListing::of(record, &user));
+    Ok((StatusCode::CREATED, Json(MarkedLog { log, reason, marked_by })))
 }

@@ -48,7 +48,7 @@ use crate::limiter::Category;
         (name = "webhooks", description = "Outgoing webhooks, their delivery log, and incoming attendance"),
         (name = "events", description = "Live events (Server-Sent Events)"),
         (name = "face", description = "Enrollment, verification and biometric erasure"),
-        (name = "attendance", description = "Attendance logs"),
+        (name = "attendance", description = "Attendance logs and manual marks"),
     )
 )]
 struct ApiDoc;
@@ -119,6 +119,7 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .route("/users/{id}/", axum::routing::patch(users::update_user))
         .routes(routes!(audit::list_audit_logs))
         .routes(routes!(attendance::list_logs))
+        .routes(routes!(attendance::mark))
         .routes(routes!(face::enroll))
         .routes(routes!(face::erase_template))
         .merge(webhooks::routes())

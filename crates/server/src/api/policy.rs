@@ -92,6 +92,7 @@ pub static POLICY: &[Guard] = &[
     // Admins read every log, faculty their department's, students their own (the handler
     // narrows the list); API keys without the admin role belong to no one and read none.
     route(Method::GET, "/api/v1/attendance/logs/", Access::AdminOrSelf),
+    route(Method::POST, "/api/v1/attendance/mark/", ADMIN),
     route(Method::GET, "/api/v1/webhooks/", ADMIN),
     route(Method::POST, "/api/v1/webhooks/", ADMIN),
     route(Method::GET, "/api/v1/webhooks/{id}/", ADMIN),

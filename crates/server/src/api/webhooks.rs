@@ -432,7 +432,7 @@ pub async fn incoming_attendance(
             reason: None,
             previous_timestamp: None,
         },
-        Logged::Cooldown { previous } => IncomingAttendanceResponse {
+        Logged::Cooldown { previous, .. } => IncomingAttendanceResponse {
             attendance_logged: false,
             attendance_id: None,
             reason: Some("cooldown".into()),

@@ -32,8 +32,9 @@ pub enum Logged {
     New(AttendanceRecord),
     /// This task had logged this arrival already (it is being run again).
     AlreadyByThisTask(AttendanceRecord),
-    /// The person was logged at `previous` and the cooldown has not passed.
-    Cooldown { previous: DateTime<Utc> },
+    /// The person was logged at `previous` (log `previous_id`), less than the cooldown
+    /// before or after this arrival.
+    Cooldown { previous: DateTime<Utc>, previous_id: i64 },
 }
 
 impl Logged {
@@ -79,9 +80,12 @@ impl AttendanceDesk {
             return Ok(Logged::AlreadyByThisTask(record));
         }
         if !self.cooldown.is_zero() {
-            let since = arrival.log.timestamp - chrono::Duration::from_std(self.cooldown)?;
-            if let Some(previous) = attendance_store::latest_since(&tx, user.id, since).await? {
-                return Ok(Logged::Cooldown { previous: previous.timestamp });
+            // Both sides: a backdated arrival (a manual mark, a late report) is refused
+            // next to a log after it as well as next to one before it.
+            let cooldown = chrono::Duration::from_std(self.cooldown)?;
+            let (since, until) = (arrival.log.timestamp - cooldown, arrival.log.timestamp + cooldown);
+            if let Some(previous) = attendance_store::latest_between(&tx, user.id, since, until).await? {
+                return Ok(Logged::Cooldown { previous: previous.timestamp, previous_id: previous.id });
             }
         }
         let Some(record) = attendance_store::insert(&tx, user.id, &arrival.log).await? else {

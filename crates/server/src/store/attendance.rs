@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_query::{Cond, Expr, Iden, OnConflict, Order, Query, SimpleExpr};
 
-use super::users::Users;
+use super::users::{UserRecord, Users};
 use super::{Alias, Db, Exec, StoreResult};
 
 #[derive(Iden)]
@@ -101,13 +101,19 @@ pub async fn find_for_task(db: &impl Exec, task_id: &str, user_id: i64) -> Store
     db.fetch_optional(&statement).await
 }
 
-/// The person's most recent log at or after `since`.
-pub async fn latest_since(db: &impl Exec, user_id: i64, since: DateTime<Utc>) -> StoreResult<Option<AttendanceRecord>> {
+/// The person's most recent log from `since` to `until` (both inclusive).
+pub async fn latest_between(
+    db: &impl Exec,
+    user_id: i64,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> StoreResult<Option<AttendanceRecord>> {
     let statement = Query::select()
         .column(sea_query::Asterisk)
         .from(AttendanceLogs::Table)
         .and_where(Expr::col(AttendanceLogs::UserId).eq(user_id))
         .and_where(Expr::col(AttendanceLogs::Timestamp).gte(since))
+        .and_where(Expr::col(AttendanceLogs::Timestamp).lte(until))
         .order_by(AttendanceLogs::Timestamp, Order::Desc)
         .limit(1)
         .to_owned();
@@ -142,6 +148,28 @@ pub struct AttendanceListing {
     pub first_name: String,
     pub last_name: String,
     pub department: String,
+}
+
+impl AttendanceListing {
+    /// `record` as the listing shows it, `user` being the person it belongs to.
+    pub fn of(record: AttendanceRecord, user: &UserRecord) -> Self {
+        Self {
+            id: record.id,
+            timestamp: record.timestamp,
+            camera_id: record.camera_id,
+            location: record.location,
+            confidence: record.confidence,
+            similarity: record.similarity,
+            anti_spoof_score: record.anti_spoof_score,
+            verification_time: record.verification_time,
+            source: record.source,
+            user_id: user.id,
+            employee_id: user.employee_id.clone(),
+            first_name: user.first_name.clone(),
+            last_name: user.last_name.clone(),
+            department: user.department.clone(),
+        }
+    }
 }
 
 /// Which logs to list; every field that is set narrows the list.

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::face::enroll;
 use crate::helpers::*;
+use crate::webhooks::{Receiver, allow_private_networks, create_webhook};
 
 /// Logs an arrival through the incoming attendance webhook (source `webhook`).
 async fn report(app: &TestApp, employee_id: &str, timestamp: &str, camera_id: Option<&str>) -> i64 {
@@ -245,4 +246,143 @@ async fn a_face_verification_is_listed_with_its_scores() {
     assert!(log["verification_time"].as_f64().is_some_and(|seconds| seconds >= 0.0), "{log}");
     assert_eq!(logs(&app, &app.admin_token, "").await["count"], 2);
     assert_eq!(logs(&app, &app.admin_token, "?source=webhook&employee_id=OBAMA").await["count"], 1);
+}
+
+async fn mark(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+    app.post("/attendance/mark/", Some(token), body).await
+}
+
+#[tokio::test]
+async fn a_manual_mark_is_listed_audited_and_delivered_as_the_admins() {
+    let app = spawn_app_with(allow_private_networks).await;
+    let receiver = Receiver::start(0).await;
+    create_webhook(&app, json!({"url": receiver.url, "events": ["attendance_logged"]})).await;
+    let admin_id = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await["user"]["id"].clone();
+    let admin: Value = app.get(&format!("/users/{admin_id}/"), &app.admin_token).await.json().await.unwrap();
+    let admin_employee_id = admin["employee_id"].clone();
+    assert!(admin_employee_id.is_string(), "{admin}");
+    app.create_user("FAC001", "faculty", "Computer Science").await;
+
+    let body = json!({
+        "employee_id": "FAC001", "timestamp": "2024-03-15T08:45:00Z",
+        "reason": "Manual entry due to system issue", "marked_by": "someone.else@college.edu",
+    });
+    let response = mark(&app, &app.admin_token, body).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let marked: Value = response.json().await.unwrap();
+    assert_eq!(marked["source"], "manual");
+    assert_eq!(marked["marked_by"], admin_employee_id, "the authenticated admin, whatever the body said");
+    assert_eq!(marked["reason"], "Manual entry due to system issue");
+    assert_eq!(marked["timestamp"], "2024-03-15T08:45:00Z");
+    let id = marked["id"].as_i64().unwrap();
+
+    let page = logs(&app, &app.admin_token, "?source=manual").await;
+    assert_eq!(ids(&page), [id]);
+    let listed = &page["results"][0];
+    assert_eq!(listed["employee"]["employee_id"], "FAC001");
+    assert_eq!(listed["employee"]["department"], "Computer Science");
+    assert_eq!(listed["timestamp"], "2024-03-15T08:45:00Z");
+    assert_eq!(listed["camera"], Value::Null);
+    assert_eq!(listed["source"], "manual");
+
+    let audited = app.audit_entries("attendance_mark").await;
+    assert_eq!(audited.len(), 1);
+    assert_eq!(audited[0]["user_id"], admin_employee_id);
+    assert_eq!(audited[0]["success"], true);
+    assert_eq!(audited[0]["details"]["attendance_id"], id);
+    assert_eq!(audited[0]["details"]["employee_id"], "FAC001");
+    assert_eq!(audited[0]["details"]["reason"], "Manual entry due to system issue");
+
+    let delivered = receiver.wait_for(1).await;
+    let event: Value = serde_json::from_str(&delivered[0].body).unwrap();
+    assert_eq!(event["event"], "attendance_logged");
+    assert_eq!(event["data"]["attendance_id"], id);
+    assert_eq!(event["data"]["employee_id"], "FAC001");
+    assert_eq!(event["data"]["source"], "manual");
+}
+
+#[tokio::test]
+async fn manual_marks_are_refused_for_strangers_the_deactivated_the_future_and_inside_the_cooldown() {
+    let app = spawn_app().await;
+    let faculty = app.create_user("FAC1", "faculty", "Maths").await;
+    let leaver = app.create_user("LEFT1", "student", "Maths").await;
+    let gone =
+        app.request(reqwest::Method::DELETE, &format!("/users/{}/", leaver.id), Some(&app.admin_token), None).await;
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    let at = |timestamp: &str| json!({"employee_id": "FAC1", "timestamp": timestamp, "reason": "forgot badge"});
+    let first = mark(&app, &app.admin_token, at("2024-03-15T08:45:00Z")).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first_id = first.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let cases: Vec<(&str, Value, StatusCode, &str)> = vec![
+        (
+            "unknown",
+            json!({"employee_id": "NOBODY", "timestamp": "2024-03-15T08:45:00Z", "reason": "r"}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "deactivated",
+            json!({"employee_id": "LEFT1", "timestamp": "2024-03-15T08:45:00Z", "reason": "r"}),
+            StatusCode::CONFLICT,
+            "conflict",
+        ),
+        ("future", at(&future), StatusCode::BAD_REQUEST, "validation_error"),
+        (
+            "no reason",
+            json!({"employee_id": "FAC1", "timestamp": "2024-03-14T08:00:00Z"}),
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+        ),
+        (
+            "blank reason",
+            json!({"employee_id": "FAC1", "timestamp": "2024-03-14T08:00:00Z", "reason": "  "}),
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+        ),
+        (
+            "long reason",
+            json!({"employee_id": "FAC1", "timestamp": "2024-03-14T08:00:00Z", "reason": "r".repeat(501)}),
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+        ),
+        (
+            "bad timestamp",
+            json!({"employee_id": "FAC1", "timestamp": "yesterday", "reason": "r"}),
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+        ),
+        (
+            "unknown field",
+            json!({"employee_id": "FAC1", "timestamp": "2024-03-14T08:00:00Z", "reason": "r", "camera": "X"}),
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+        ),
+    ];
+    for (what, body, status, code) in cases {
+        let response = mark(&app, &app.admin_token, body).await;
+        assert_eq!(response.status(), status, "{what}");
+        assert_eq!(error_code(response).await, code, "{what}");
+    }
+    // The default cooldown is 300 s, on either side of an existing log.
+    for timestamp in ["2024-03-15T08:49:00Z", "2024-03-15T08:41:00Z"] {
+        let response = mark(&app, &app.admin_token, at(timestamp)).await;
+        assert_eq!(response.status(), StatusCode::CONFLICT, "{timestamp}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "conflict");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&format!("log {first_id} ")) && message.contains("2024-03-15T08:45:00Z"), "{message}");
+    }
+    let response = mark(&app, &faculty.token, at("2024-03-16T08:00:00Z")).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(response).await, "forbidden");
+
+    // Outside the cooldown on both sides, and earlier than the existing log: logged.
+    let earlier = mark(&app, &app.admin_token, at("2024-03-15T08:39:59Z")).await;
+    assert_eq!(earlier.status(), StatusCode::CREATED);
+    let earlier_id = earlier.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let stored = logs(&app, &app.admin_token, "").await;
+    assert_eq!(ids(&stored), [first_id, earlier_id], "nothing refused was stored");
+    assert_eq!(app.audit_entries("attendance_mark").await.len(), 2);
 }

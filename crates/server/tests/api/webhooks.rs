@@ -17,7 +17,7 @@ use crate::helpers::*;
 #[derive(Clone, Debug)]
 pub struct Received {
     headers: HeaderMap,
-    body: String,
+    pub body: String,
 }
 
 #[derive(Clone)]

@@ -239,7 +239,7 @@ async fn face_result(
             result["attendance_logged"] = json!(true);
             result["attendance_id"] = json!(record.id);
         }
-        Logged::Cooldown { previous } => {
+        Logged::Cooldown { previous, .. } => {
             result["reason"] = json!("cooldown");
             result["last_logged_at"] = json!(previous.to_rfc3339_opts(SecondsFormat::Secs, true));
         }
