@@ -59,13 +59,16 @@ pub struct LogCamera {
 }
 
 impl From<AttendanceListing> for AttendanceLog {
-    fn from(log: AttendanceListing) -> Self {
-        let name = format!("{} {}", log.first_name, log.last_name).trim().to_owned();
+    fn from(listing: AttendanceListing) -> Self {
+        let name = format!("{} {}", listing.first_name, listing.last_name).trim().to_owned();
+        let log = listing.record;
         let source = attendance::source_name(&log.source).to_owned();
         let is_face = source == "face";
+        let employee =
+            LogEmployee { id: log.user_id, employee_id: listing.employee_id, name, department: listing.department };
         Self {
             id: log.id,
-            employee: LogEmployee { id: log.user_id, employee_id: log.employee_id, name, department: log.department },
+            employee,
             timestamp: log.timestamp,
             camera: log.camera_id.map(|id| LogCamera { id, location: log.location }),
             confidence: log.confidence,

@@ -134,16 +134,8 @@ pub async fn for_user(db: &Db, user_id: i64) -> StoreResult<Vec<AttendanceRecord
 /// A log with the person it belongs to, as the logs listing shows it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AttendanceListing {
-    pub id: i64,
-    pub timestamp: DateTime<Utc>,
-    pub camera_id: Option<String>,
-    pub location: Option<String>,
-    pub confidence: Option<f64>,
-    pub similarity: Option<f64>,
-    pub anti_spoof_score: Option<f64>,
-    pub verification_time: Option<f64>,
-    pub source: String,
-    pub user_id: i64,
+    #[sqlx(flatten)]
+    pub record: AttendanceRecord,
     pub employee_id: String,
     pub first_name: String,
     pub last_name: String,
@@ -154,16 +146,7 @@ impl AttendanceListing {
     /// `record` as the listing shows it, `user` being the person it belongs to.
     pub fn of(record: AttendanceRecord, user: &UserRecord) -> Self {
         Self {
-            id: record.id,
-            timestamp: record.timestamp,
-            camera_id: record.camera_id,
-            location: record.location,
-            confidence: record.confidence,
-            similarity: record.similarity,
-            anti_spoof_score: record.anti_spoof_score,
-            verification_time: record.verification_time,
-            source: record.source,
-            user_id: user.id,
+            record,
             employee_id: user.employee_id.clone(),
             first_name: user.first_name.clone(),
             last_name: user.last_name.clone(),
@@ -231,18 +214,7 @@ pub async fn list(
     offset: u64,
 ) -> StoreResult<(Vec<AttendanceListing>, i64)> {
     let page = Query::select()
-        .columns([
-            (AttendanceLogs::Table, AttendanceLogs::Id),
-            (AttendanceLogs::Table, AttendanceLogs::Timestamp),
-            (AttendanceLogs::Table, AttendanceLogs::CameraId),
-            (AttendanceLogs::Table, AttendanceLogs::Location),
-            (AttendanceLogs::Table, AttendanceLogs::Confidence),
-            (AttendanceLogs::Table, AttendanceLogs::Similarity),
-            (AttendanceLogs::Table, AttendanceLogs::AntiSpoofScore),
-            (AttendanceLogs::Table, AttendanceLogs::VerificationTime),
-            (AttendanceLogs::Table, AttendanceLogs::Source),
-            (AttendanceLogs::Table, AttendanceLogs::UserId),
-        ])
+        .column((AttendanceLogs::Table, sea_query::Asterisk))
         .columns([
             (Users::Table, Users::EmployeeId),
             (Users::Table, Users::FirstName),
