@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::crypto::Sealer;
 use crate::domain::attendance::AttendanceDesk;
 use crate::domain::auth::{self, Authenticator, PasswordPool};
+use crate::domain::calendar::Calendar;
 use crate::domain::face::{FaceService, FaceTasks};
 use crate::domain::users::{Email, NewPassword, Role};
 use crate::events::EventBus;
@@ -35,6 +36,8 @@ pub struct App {
     pub sealer: Sealer,
     pub events: Arc<EventBus>,
     pub attendance: Arc<AttendanceDesk>,
+    /// The institution's time zone and working week (`timezone`, `working_days`).
+    pub calendar: Calendar,
     /// Cancelled when the server begins to shut down: background tasks and live streams stop.
     pub shutdown: CancellationToken,
     /// Wakes the webhook deliverer when a delivery is queued.
@@ -84,6 +87,7 @@ impl App {
         let events = Arc::new(EventBus::new(vec![Arc::new(WebhookOutbox::new(webhook_wakeup.clone()))]));
         let cooldown = std::time::Duration::from_secs(config.attendance_cooldown_secs);
         let attendance = Arc::new(AttendanceDesk::new(db.clone(), events.clone(), cooldown));
+        let calendar = Calendar::new(config.timezone, config.working_days);
         let shutdown = CancellationToken::new();
         let face = Arc::new(face_service(&config, engine)?);
         let enrolled = face.load_index(&db, &sealer).await.context("cannot load the enrolled faces")?;
@@ -106,6 +110,7 @@ impl App {
             sealer,
             events,
             attendance,
+            calendar,
             shutdown,
             webhook_wakeup,
             face,

@@ -10,6 +10,8 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+pub use crate::domain::calendar::WorkingDays;
+
 /// The commented defaults, shipped in the binary so that zero set-up works.
 pub const DEFAULTS_TOML: &str = include_str!("../../../config/rollcall.toml");
 
@@ -59,6 +61,10 @@ pub struct Config {
     pub data_key: Option<SecretString>,
     pub keep_enrollment_images: bool,
     pub attendance_cooldown_secs: u64,
+    /// The institution's time zone: what a date or an hour means in filters and reports.
+    pub timezone: chrono_tz::Tz,
+    #[serde(deserialize_with = "working_days")]
+    pub working_days: WorkingDays,
     pub task_workers: usize,
     pub task_max_attempts: u32,
     pub task_lease_secs: u64,
@@ -151,6 +157,23 @@ impl Config {
     }
 }
 
+/// A TOML list of weekday names, or one string of comma-separated names (as environment
+/// variables spell it).
+fn working_days<'de, D: serde::Deserializer<'de>>(d: D) -> Result<WorkingDays, D::Error> {
+    let names = list_or_comma_separated_strings(d)?;
+    let days = names
+        .iter()
+        .map(|name| {
+            name.parse::<chrono::Weekday>()
+                .map_err(|_| serde::de::Error::custom(format!("{name:?} is not a weekday (mon, tue, … sun)")))
+        })
+        .collect::<Result<Vec<_>, D::Error>>()?;
+    if days.is_empty() {
+        return Err(serde::de::Error::custom("working_days names no day"));
+    }
+    Ok(WorkingDays::new(&days))
+}
+
 /// An empty string means "not set" (the defaults file can only spell a missing value so).
 fn empty_as_none<'de, D: serde::Deserializer<'de>, T: From<String>>(d: D) -> Result<Option<T>, D::Error> {
     let value = Option::<String>::deserialize(d)?;
@@ -160,17 +183,22 @@ fn empty_as_none<'de, D: serde::Deserializer<'de>, T: From<String>>(d: D) -> Res
 /// A TOML list of networks, or (as environment variables can only spell it) one string of
 /// comma-separated networks. A bare address is a network of one.
 fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    list_or_comma_separated_strings(d)?.iter().map(|entry| parse_network(entry)).collect()
+}
+
+/// The non-empty, trimmed entries of a TOML list or of one comma-separated string.
+fn list_or_comma_separated_strings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum Networks {
+    enum Entries {
         List(Vec<String>),
         CommaSeparated(String),
     }
-    let entries = match Networks::deserialize(d)? {
-        Networks::List(list) => list,
-        Networks::CommaSeparated(text) => text.split(',').map(str::to_owned).collect(),
+    let entries = match Entries::deserialize(d)? {
+        Entries::List(list) => list,
+        Entries::CommaSeparated(text) => text.split(',').map(str::to_owned).collect(),
     };
-    entries.iter().map(|entry| entry.trim()).filter(|entry| !entry.is_empty()).map(parse_network).collect()
+    Ok(entries.iter().map(|entry| entry.trim().to_owned()).filter(|entry| !entry.is_empty()).collect())
 }
 
 fn parse_network<E: serde::de::Error>(text: &str) -> Result<IpNet, E> {
@@ -208,6 +236,24 @@ mod tests {
         assert_eq!(parse(r#""""#).unwrap(), Vec::<String>::new());
         let error = parse(r#""10.0.0.0/8,proxy.local""#).unwrap_err();
         assert!(error.contains("proxy.local"), "{error}");
+    }
+
+    #[test]
+    fn the_calendar_is_utc_mon_to_fri_unless_configured() {
+        let config = Config::with_data_dir("./data");
+        assert_eq!(config.timezone, chrono_tz::UTC);
+        assert_eq!(config.working_days.to_string(), "mon,tue,wed,thu,fri");
+        let parse = |toml: &str| {
+            Figment::from(Toml::string(DEFAULTS_TOML))
+                .merge(Toml::string(toml))
+                .extract::<Config>()
+                .map_err(|error| error.to_string())
+        };
+        let config = parse("timezone = \"Europe/Berlin\"\nworking_days = \"sun, mon,tue\"").unwrap();
+        assert_eq!(config.timezone, chrono_tz::Europe::Berlin);
+        assert_eq!(config.working_days.to_string(), "mon,tue,sun");
+        assert!(parse("timezone = \"Mars/Olympus\"").unwrap_err().contains("Mars/Olympus"));
+        assert!(parse("working_days = [\"mon\", \"someday\"]").unwrap_err().contains("someday"));
     }
 
     #[test]

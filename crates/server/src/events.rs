@@ -1,4 +1,5 @@
-//! Domain events (`attendance_logged`, `spoofing_detected`, `enrollment_completed`):
+//! Domain events (`attendance_logged`, `spoofing_detected`, `enrollment_completed`,
+//! `attendance_voided`):
 //! recorded by the code that caused them in the same transaction as the change itself
 //! (the webhook outbox), and broadcast live (Server-Sent Events) once it has committed.
 
@@ -15,16 +16,19 @@ pub enum EventKind {
     AttendanceLogged,
     SpoofingDetected,
     EnrollmentCompleted,
+    AttendanceVoided,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 3] = [Self::AttendanceLogged, Self::SpoofingDetected, Self::EnrollmentCompleted];
+    pub const ALL: [EventKind; 4] =
+        [Self::AttendanceLogged, Self::SpoofingDetected, Self::EnrollmentCompleted, Self::AttendanceVoided];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AttendanceLogged => "attendance_logged",
             Self::SpoofingDetected => "spoofing_detected",
             Self::EnrollmentCompleted => "enrollment_completed",
+            Self::AttendanceVoided => "attendance_voided",
         }
     }
 

@@ -1,5 +1,9 @@
 //! `GET /attendance/logs/`: who arrived when, for admins, faculty (their department) and
-//! students (their own logs); `POST /attendance/mark/`: an arrival entered by an admin.
+//! students (their own logs); `POST /attendance/mark/`: an arrival entered by an admin;
+//! `POST /attendance/logs/{id}/void/`: a log that should not count; `GET
+//! /attendance/summary/`: counts per department and hour.
+
+use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,11 +13,13 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{Admin, Auth, Json, Query};
+use super::extract::{Admin, Auth, Json, Path, Query};
 use super::pagination::{PageParams, Paginated, RequestUrl};
 use crate::app::AppState;
-use crate::domain::attendance::{self, Arrival, AttendanceFilter, Logged, NewAttendance, SOURCES};
+use crate::domain::attendance::{self, Arrival, AttendanceFilter, Logged, NewAttendance, SOURCES, Voided};
 use crate::domain::audit::{self, AuditEvent, ClientInfo};
+use crate::domain::calendar::Calendar;
+use crate::domain::summary::{Period, summarise};
 use crate::domain::users::{EmployeeId, parse_text};
 use crate::store::attendance::{self as attendance_store, AttendanceListing};
 use crate::store::users as user_store;
@@ -42,6 +48,19 @@ pub struct AttendanceLog {
     /// Face logs: the liveness score.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub anti_spoof_score: Option<f64>,
+    /// `valid`, or `voided`: listed, but counted nowhere.
+    pub status: String,
+    /// Voided logs: when, by whom and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voided: Option<VoidNote>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VoidNote {
+    pub at: Option<DateTime<Utc>>,
+    /// The admin's employee id, or `api_key:<name>`.
+    pub by: Option<String>,
+    pub reason: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -66,6 +85,11 @@ impl From<AttendanceListing> for AttendanceLog {
         let is_face = source == "face";
         let employee =
             LogEmployee { id: log.user_id, employee_id: listing.employee_id, name, department: listing.department };
+        let voided = log.is_voided().then(|| VoidNote {
+            at: log.voided_at,
+            by: log.voided_by.clone(),
+            reason: log.void_reason.clone(),
+        });
         Self {
             id: log.id,
             employee,
@@ -76,6 +100,8 @@ impl From<AttendanceListing> for AttendanceLog {
             source,
             similarity_score: log.similarity.filter(|_| is_face),
             anti_spoof_score: log.anti_spoof_score.filter(|_| is_face),
+            status: log.status,
+            voided,
         }
     }
 }
@@ -85,10 +111,10 @@ impl From<AttendanceListing> for AttendanceLog {
 pub struct LogsQuery {
     /// Only this person's logs (their employee id, e.g. `FAC001`).
     pub employee_id: Option<String>,
-    /// From this date (YYYY-MM-DD), inclusive. Dates are UTC days: the service has no
-    /// time-zone setting yet.
+    /// From this date (YYYY-MM-DD), inclusive: a day of the institution's time zone
+    /// (`timezone`, UTC by default).
     pub date_from: Option<NaiveDate>,
-    /// Up to this date (YYYY-MM-DD, UTC), inclusive.
+    /// Up to this date (YYYY-MM-DD, the institution's time zone), inclusive.
     pub date_to: Option<NaiveDate>,
     /// Only logs from this camera.
     pub camera_id: Option<String>,
@@ -96,10 +122,12 @@ pub struct LogsQuery {
     pub department: Option<String>,
     /// `face`, `manual` or `webhook`.
     pub source: Option<String>,
+    /// `valid` or `voided`; both when absent.
+    pub status: Option<String>,
 }
 
 impl LogsQuery {
-    fn into_filter(self) -> Result<AttendanceFilter, ApiError> {
+    fn into_filter(self, calendar: &Calendar) -> Result<AttendanceFilter, ApiError> {
         if let (Some(from), Some(to)) = (self.date_from, self.date_to)
             && from > to
         {
@@ -114,6 +142,12 @@ impl LogsQuery {
                 })
             })
             .transpose()?;
+        let status = match self.status.as_deref() {
+            None => None,
+            Some("valid") => Some(attendance_store::VALID),
+            Some("voided") => Some(attendance_store::VOIDED),
+            Some(_) => return Err(ApiError::validation("status", "must be valid or voided")),
+        };
         Ok(AttendanceFilter {
             employee_id: self
                 .employee_id
@@ -123,8 +157,9 @@ impl LogsQuery {
             department: self.department.map(|name| parse_text("department", &name, MAX_FILTER_CHARS)).transpose()?,
             camera_id: self.camera_id.map(|id| parse_text("camera_id", &id, MAX_FILTER_CHARS)).transpose()?,
             sources,
-            from: self.date_from.map(start_of_day),
-            to: self.date_to.and_then(|date| date.succ_opt()).map(start_of_day),
+            from: self.date_from.map(|date| calendar.start_of(date)),
+            to: self.date_to.and_then(|date| date.succ_opt()).map(|date| calendar.start_of(date)),
+            status,
             ..AttendanceFilter::default()
         })
     }
@@ -144,15 +179,11 @@ pub async fn list_logs(
     Query(page): Query<PageParams>,
 ) -> ApiResult<Json<Paginated<AttendanceLog>>> {
     let page = page.page()?;
-    let mut filter = query.into_filter()?;
+    let mut filter = query.into_filter(&state.calendar)?;
     let readable = attendance::readable_by(&state.db, &caller).await?.ok_or_else(ApiError::forbidden)?;
     readable.restrict(&mut filter);
     let (logs, count) = attendance_store::list(&state.db, &filter, page.limit(), page.offset()).await?;
     Ok(Json(Paginated::new(logs.into_iter().map(AttendanceLog::from).collect(), count, page, &url)))
-}
-
-fn start_of_day(date: NaiveDate) -> DateTime<Utc> {
-    date.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
 }
 
 /// The longest reason a manual mark may give.
@@ -194,10 +225,7 @@ pub async fn mark(
     Json(request): Json<ManualMark>,
 ) -> ApiResult<(StatusCode, Json<MarkedLog>)> {
     let employee_id = EmployeeId::parse(&request.employee_id)?;
-    let reason = parse_text("reason", &request.reason, MAX_REASON_CHARS)?;
-    if reason.is_empty() {
-        return Err(ApiError::validation("reason", "is required"));
-    }
+    let reason = required_reason(&request.reason)?;
     if request.timestamp > Utc::now() {
         return Err(ApiError::validation("timestamp", "must not be in the future"));
     }
@@ -237,4 +265,136 @@ pub async fn mark(
     audit::record(&state.db, &client, AuditEvent::success("attendance_mark", Some(marked_by.clone()), details)).await;
     let log = AttendanceLog::from(AttendanceListing::of(record, &user));
     Ok((StatusCode::CREATED, Json(MarkedLog { log, reason, marked_by })))
+}
+
+/// Why a log is voided.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VoidRequest {
+    /// Required, at most 500 characters.
+    pub reason: String,
+}
+
+/// Void a log that should not count (a wrong recognition, a mistaken mark). It stays in
+/// the listing with `status: voided`, who voided it and why, and counts in no summary or
+/// report; the cooldown no longer holds next to it. Audited (`attendance_void`) and
+/// published as `attendance_voided`.
+#[utoipa::path(post, path = "/attendance/logs/{id}/void/", tag = "attendance",
+    params(("id" = i64, Path, description = "Attendance log id")), request_body = VoidRequest,
+    responses((status = 200, body = AttendanceLog), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "No such log"),
+        (status = 409, body = ErrorBody, description = "The log was voided already")))]
+pub async fn void_log(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    client: ClientInfo,
+    Path(id): Path<i64>,
+    Json(request): Json<VoidRequest>,
+) -> ApiResult<Json<AttendanceLog>> {
+    let reason = required_reason(&request.reason)?;
+    let voided_by = admin.audit_name();
+    let record = match state.attendance.void(id, &voided_by, &reason).await.map_err(ApiError::internal)? {
+        Voided::Now(record) => record,
+        Voided::Already(record) => {
+            let by = record.voided_by.as_deref().unwrap_or("someone");
+            return Err(ApiError::Conflict(format!("attendance log {id} was voided already, by {by}")));
+        }
+        Voided::NoSuchLog => return Err(ApiError::NotFound(format!("no attendance log {id}"))),
+    };
+    let user = user_store::find_by_id(&state.db, record.user_id)
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("log {id} belongs to no user")))?;
+    let details =
+        json!({"attendance_id": id, "employee_id": user.employee_id, "timestamp": record.timestamp, "reason": reason});
+    audit::record(&state.db, &client, AuditEvent::success("attendance_void", Some(voided_by), details)).await;
+    Ok(Json(AttendanceLog::from(AttendanceListing::of(record, &user))))
+}
+
+/// A reason (for a mark or a void): required, trimmed, at most [`MAX_REASON_CHARS`].
+fn required_reason(text: &str) -> Result<String, ApiError> {
+    let reason = parse_text("reason", text, MAX_REASON_CHARS)?;
+    if reason.is_empty() {
+        return Err(ApiError::validation("reason", "is required"));
+    }
+    Ok(reason)
+}
+
+/// The longest range a summary covers.
+const MAX_SUMMARY_DAYS: i64 = 3660;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SummaryQuery {
+    /// `daily` (default), `weekly` (Monday to Sunday), `monthly` or `yearly`: without
+    /// dates, the period containing today; with only one date, the period from or up to it.
+    pub period: Option<String>,
+    /// First date (YYYY-MM-DD, the institution's time zone), inclusive.
+    pub date_from: Option<NaiveDate>,
+    /// Last date (YYYY-MM-DD, the institution's time zone), inclusive.
+    pub date_to: Option<NaiveDate>,
+    /// Only people of this department.
+    pub department: Option<String>,
+}
+
+/// The spec's summary, with the range it covers.
+#[derive(Serialize, ToSchema)]
+pub struct SummaryResponse {
+    pub period: String,
+    /// The first date of the range (the spec's `date`).
+    pub date: NaiveDate,
+    pub date_from: NaiveDate,
+    pub date_to: NaiveDate,
+    /// The time zone the dates and hours are in (`timezone`).
+    pub timezone: String,
+    /// Valid logs in the range (voided logs count nowhere).
+    pub total_attendances: i64,
+    /// Distinct people with a valid log in the range.
+    pub unique_persons: i64,
+    /// Valid logs per department.
+    pub departments: BTreeMap<String, i64>,
+    /// Valid logs per local hour: "08:00" counts 08:00:00–08:59:59. Hours without logs are
+    /// left out.
+    pub hourly_distribution: BTreeMap<String, i64>,
+}
+
+/// How many arrivals and people in a range of days, per department and per hour, in the
+/// institution's time zone (daylight-saving changes included). Admins summarise every
+/// log, faculty their department's, students their own.
+#[utoipa::path(get, path = "/attendance/summary/", tag = "attendance", params(SummaryQuery),
+    responses((status = 200, body = SummaryResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn summary(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Query(query): Query<SummaryQuery>,
+) -> ApiResult<Json<SummaryResponse>> {
+    let period = match query.period.as_deref() {
+        None => Period::Daily,
+        Some(name) => Period::parse(name)
+            .ok_or_else(|| ApiError::validation("period", format!("must be one of {}", Period::NAMES)))?,
+    };
+    let range = period
+        .range(query.date_from, query.date_to, state.calendar.today())
+        .ok_or_else(|| ApiError::validation("date_from", "must not be after date_to"))?;
+    if range.days() > MAX_SUMMARY_DAYS {
+        return Err(ApiError::validation("date_to", format!("a summary covers at most {MAX_SUMMARY_DAYS} days")));
+    }
+    let mut filter = AttendanceFilter {
+        department: query.department.map(|name| parse_text("department", &name, MAX_FILTER_CHARS)).transpose()?,
+        ..AttendanceFilter::default()
+    };
+    let readable = attendance::readable_by(&state.db, &caller).await?.ok_or_else(ApiError::forbidden)?;
+    readable.restrict(&mut filter);
+    let summary = summarise(&state.db, &state.calendar, range, filter).await?;
+    Ok(Json(SummaryResponse {
+        period: period.as_str().to_owned(),
+        date: range.from,
+        date_from: range.from,
+        date_to: range.to,
+        timezone: state.calendar.zone().name().to_owned(),
+        total_attendances: summary.total_attendances,
+        unique_persons: summary.unique_persons,
+        departments: summary.departments,
+        hourly_distribution: summary.hourly_distribution,
+    }))
 }

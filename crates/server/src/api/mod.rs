@@ -48,7 +48,7 @@ use crate::limiter::Category;
         (name = "webhooks", description = "Outgoing webhooks, their delivery log, and incoming attendance"),
         (name = "events", description = "Live events (Server-Sent Events)"),
         (name = "face", description = "Enrollment, verification and biometric erasure"),
-        (name = "attendance", description = "Attendance logs and manual marks"),
+        (name = "attendance", description = "Attendance logs, summaries, manual marks and voids"),
     )
 )]
 struct ApiDoc;
@@ -120,6 +120,8 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list_audit_logs))
         .routes(routes!(attendance::list_logs))
         .routes(routes!(attendance::mark))
+        .routes(routes!(attendance::summary))
+        .routes(routes!(attendance::void_log))
         .routes(routes!(face::enroll))
         .routes(routes!(face::erase_template))
         .merge(webhooks::routes())

@@ -93,6 +93,9 @@ pub static POLICY: &[Guard] = &[
     // narrows the list); API keys without the admin role belong to no one and read none.
     route(Method::GET, "/api/v1/attendance/logs/", Access::AdminOrSelf),
     route(Method::POST, "/api/v1/attendance/mark/", ADMIN),
+    // Summaries follow the logs' rule: the handler counts only what the caller may read.
+    route(Method::GET, "/api/v1/attendance/summary/", Access::AdminOrSelf),
+    route(Method::POST, "/api/v1/attendance/logs/{id}/void/", ADMIN),
     route(Method::GET, "/api/v1/webhooks/", ADMIN),
     route(Method::POST, "/api/v1/webhooks/", ADMIN),
     route(Method::GET, "/api/v1/webhooks/{id}/", ADMIN),

@@ -43,7 +43,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub struct WebhookRequest {
     /// Where to POST events: an http(s) URL.
     pub url: String,
-    /// Events to send: `attendance_logged`, `spoofing_detected`, `enrollment_completed`.
+    /// Events to send: `attendance_logged`, `spoofing_detected`, `enrollment_completed`,
+    /// `attendance_voided`.
     pub events: Vec<String>,
     /// Signing secret (16–256 characters). On create, omit it to have one generated; on
     /// update, omit it to keep the current one.

@@ -99,6 +99,46 @@ impl AttendanceDesk {
     }
 }
 
+/// What voiding a log came to.
+#[derive(Debug)]
+pub enum Voided {
+    Now(AttendanceRecord),
+    /// It had been voided before (by whom and why are on the record).
+    Already(AttendanceRecord),
+    NoSuchLog,
+}
+
+impl AttendanceDesk {
+    /// Voids log `id`: it stays listed, with who voided it and why, and counts nowhere.
+    /// The change and its `attendance_voided` event are one transaction.
+    pub async fn void(&self, id: i64, voided_by: &str, reason: &str) -> anyhow::Result<Voided> {
+        let tx = self.db.begin().await?;
+        let Some(record) = attendance_store::void(&tx, id, voided_by, reason, Utc::now()).await? else {
+            return Ok(match attendance_store::find(&tx, id).await? {
+                Some(record) => Voided::Already(record),
+                None => Voided::NoSuchLog,
+            });
+        };
+        let employee_id = user_store::find_by_id(&tx, record.user_id).await?.map(|user| user.employee_id);
+        let event = Event {
+            kind: EventKind::AttendanceVoided,
+            key: format!("attendance_voided:{}", record.id),
+            timestamp: record.voided_at.unwrap_or_else(Utc::now),
+            data: json!({
+                "attendance_id": record.id,
+                "employee_id": employee_id,
+                "timestamp": record.timestamp,
+                "voided_by": voided_by,
+                "reason": reason,
+            }),
+        };
+        self.events.record(&tx, &event).await?;
+        tx.commit().await?;
+        self.events.announce([event]);
+        Ok(Voided::Now(record))
+    }
+}
+
 fn attendance_event(user: &UserRecord, record: &AttendanceRecord) -> Event {
     Event {
         kind: EventKind::AttendanceLogged,

@@ -4,5 +4,7 @@
 pub mod attendance;
 pub mod audit;
 pub mod auth;
+pub mod calendar;
 pub mod face;
+pub mod summary;
 pub mod users;

@@ -1,8 +1,9 @@
 //! The `attendance_logs` table.
 
 use chrono::{DateTime, Utc};
-use sea_query::{Cond, Expr, Iden, OnConflict, Order, Query, SimpleExpr};
+use sea_query::{Alias as SqlAlias, Cond, Expr, Iden, OnConflict, Order, Query, SimpleExpr};
 
+use super::local_time::{LocalSeconds, UtcOffsets};
 use super::users::{UserRecord, Users};
 use super::{Alias, Db, Exec, StoreResult};
 
@@ -21,7 +22,15 @@ enum AttendanceLogs {
     Source,
     TaskId,
     Details,
+    Status,
+    VoidedAt,
+    VoidedBy,
+    VoidReason,
 }
+
+/// A log that counts; a voided one stays visible but counts nowhere.
+pub const VALID: &str = "valid";
+pub const VOIDED: &str = "voided";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AttendanceRecord {
@@ -37,6 +46,17 @@ pub struct AttendanceRecord {
     pub source: String,
     pub task_id: Option<String>,
     pub details: String,
+    /// [`VALID`] or [`VOIDED`].
+    pub status: String,
+    pub voided_at: Option<DateTime<Utc>>,
+    pub voided_by: Option<String>,
+    pub void_reason: Option<String>,
+}
+
+impl AttendanceRecord {
+    pub fn is_voided(&self) -> bool {
+        self.status == VOIDED
+    }
 }
 
 /// What a new log records about one arrival (whose it is goes beside it).
@@ -101,7 +121,7 @@ pub async fn find_for_task(db: &impl Exec, task_id: &str, user_id: i64) -> Store
     db.fetch_optional(&statement).await
 }
 
-/// The person's most recent log from `since` to `until` (both inclusive).
+/// The person's most recent valid log from `since` to `until` (both inclusive).
 pub async fn latest_between(
     db: &impl Exec,
     user_id: i64,
@@ -114,8 +134,41 @@ pub async fn latest_between(
         .and_where(Expr::col(AttendanceLogs::UserId).eq(user_id))
         .and_where(Expr::col(AttendanceLogs::Timestamp).gte(since))
         .and_where(Expr::col(AttendanceLogs::Timestamp).lte(until))
+        .and_where(Expr::col(AttendanceLogs::Status).eq(VALID))
         .order_by(AttendanceLogs::Timestamp, Order::Desc)
         .limit(1)
+        .to_owned();
+    db.fetch_optional(&statement).await
+}
+
+pub async fn find(db: &impl Exec, id: i64) -> StoreResult<Option<AttendanceRecord>> {
+    let statement = Query::select()
+        .column(sea_query::Asterisk)
+        .from(AttendanceLogs::Table)
+        .and_where(Expr::col(AttendanceLogs::Id).eq(id))
+        .to_owned();
+    db.fetch_optional(&statement).await
+}
+
+/// Voids log `id` if it is valid; `None` when it is not (already voided, or no such log).
+pub async fn void(
+    db: &impl Exec,
+    id: i64,
+    voided_by: &str,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<Option<AttendanceRecord>> {
+    let statement = Query::update()
+        .table(AttendanceLogs::Table)
+        .values([
+            (AttendanceLogs::Status, VOIDED.into()),
+            (AttendanceLogs::VoidedAt, at.into()),
+            (AttendanceLogs::VoidedBy, voided_by.into()),
+            (AttendanceLogs::VoidReason, reason.into()),
+        ])
+        .and_where(Expr::col(AttendanceLogs::Id).eq(id))
+        .and_where(Expr::col(AttendanceLogs::Status).eq(VALID))
+        .returning_all()
         .to_owned();
     db.fetch_optional(&statement).await
 }
@@ -156,7 +209,7 @@ impl AttendanceListing {
 }
 
 /// Which logs to list; every field that is set narrows the list.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct AttendanceFilter {
     pub user_id: Option<i64>,
     pub employee_id: Option<String>,
@@ -170,6 +223,8 @@ pub struct AttendanceFilter {
     pub from: Option<DateTime<Utc>>,
     /// Exclusive.
     pub to: Option<DateTime<Utc>>,
+    /// [`VALID`] or [`VOIDED`]; `None`: both.
+    pub status: Option<&'static str>,
 }
 
 impl AttendanceFilter {
@@ -200,6 +255,9 @@ impl AttendanceFilter {
         }
         if let Some(to) = self.to {
             condition = condition.add(Expr::col(log(AttendanceLogs::Timestamp)).lt(to));
+        }
+        if let Some(status) = self.status {
+            condition = condition.add(Expr::col(log(AttendanceLogs::Status)).eq(status));
         }
         condition
     }
@@ -240,4 +298,80 @@ pub async fn list(
 
 fn owner_of_log() -> SimpleExpr {
     Expr::col((AttendanceLogs::Table, AttendanceLogs::UserId)).equals((Users::Table, Users::Id))
+}
+
+/// How [`tally`] groups valid logs; several groupings combine (e.g. department and day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    /// The local day ([`Tally::day`]).
+    Day,
+    /// The local hour of the day ([`Tally::hour`]).
+    Hour,
+    Department,
+    /// The person ([`Tally::user_id`]).
+    Person,
+}
+
+/// One group of valid logs. Columns of groupings not asked for are `None`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Tally {
+    /// Local day, as days since 1970-01-01 ([`super::local_time::day_to_date`]).
+    pub day: Option<i64>,
+    /// Local hour, 0–23.
+    pub hour: Option<i64>,
+    pub department: Option<String>,
+    pub user_id: Option<i64>,
+    /// Logs in the group.
+    pub attendances: i64,
+    /// Distinct people in the group.
+    pub persons: i64,
+    /// Distinct (person, local day) pairs in the group: person-days present.
+    pub person_days: i64,
+    pub first_at: Option<DateTime<Utc>>,
+    pub last_at: Option<DateTime<Utc>>,
+}
+
+/// Counts of the valid logs that `filter` selects, grouped in the database (no rows are
+/// loaded): one [`Tally`] per group, or one for everything when `groups` is empty. Days
+/// and hours are local by `offsets`, which must cover the filter's time range.
+pub async fn tally(
+    db: &Db,
+    filter: &AttendanceFilter,
+    offsets: &UtcOffsets,
+    groups: &[Grouping],
+) -> StoreResult<Vec<Tally>> {
+    let local = LocalSeconds::of(db.backend(), r#""attendance_logs"."timestamp""#, offsets);
+    let user_column = || Expr::col((AttendanceLogs::Table, AttendanceLogs::UserId));
+    // One text value per person and day (`||` makes text of numbers on both backends).
+    let person_day = format!(r#""attendance_logs"."user_id" || '/' || {}"#, local.day_sql());
+    let mut statement = Query::select();
+    statement
+        .from(AttendanceLogs::Table)
+        .inner_join(Users::Table, owner_of_log())
+        .cond_where(AttendanceFilter { status: Some(VALID), ..filter.clone() }.condition())
+        .expr_as(Expr::col((AttendanceLogs::Table, AttendanceLogs::Id)).count(), SqlAlias::new("attendances"))
+        .expr_as(user_column().count_distinct(), SqlAlias::new("persons"))
+        .expr_as(Expr::cust(format!("COUNT(DISTINCT {person_day})")), SqlAlias::new("person_days"))
+        .expr_as(Expr::col((AttendanceLogs::Table, AttendanceLogs::Timestamp)).min(), SqlAlias::new("first_at"))
+        .expr_as(Expr::col((AttendanceLogs::Table, AttendanceLogs::Timestamp)).max(), SqlAlias::new("last_at"));
+    let null_integer = || Expr::cust("CAST(NULL AS BIGINT)");
+    let columns: [(Grouping, &str, SimpleExpr, SimpleExpr); 4] = [
+        (Grouping::Day, "day", local.day(), null_integer()),
+        (Grouping::Hour, "hour", local.hour(), null_integer()),
+        (
+            Grouping::Department,
+            "department",
+            Expr::col((Users::Table, Users::Department)).into(),
+            Expr::cust("CAST(NULL AS TEXT)"),
+        ),
+        (Grouping::Person, "user_id", user_column().into(), null_integer()),
+    ];
+    for (grouping, name, grouped, absent) in columns {
+        if groups.contains(&grouping) {
+            statement.expr_as(grouped.clone(), SqlAlias::new(name)).add_group_by([grouped]);
+        } else {
+            statement.expr_as(absent, SqlAlias::new(name));
+        }
+    }
+    db.fetch_all(&statement).await
 }

@@ -9,6 +9,7 @@ pub mod attendance;
 pub mod audit;
 pub mod incidents;
 pub mod lease;
+pub mod local_time;
 pub mod refresh_tokens;
 pub mod sealed;
 pub mod tasks;

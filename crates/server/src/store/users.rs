@@ -121,7 +121,7 @@ pub async fn insert(db: &Db, user: NewUser) -> StoreResult<UserRecord> {
     db.fetch_one_unique(&statement, UNIQUE_FIELDS).await
 }
 
-pub async fn find_by_id(db: &Db, id: i64) -> StoreResult<Option<UserRecord>> {
+pub async fn find_by_id(db: &impl Exec, id: i64) -> StoreResult<Option<UserRecord>> {
     find_where(db, Expr::col(Users::Id).eq(id)).await
 }
 
@@ -146,7 +146,7 @@ pub async fn lock(db: &impl Exec, id: i64) -> StoreResult<Option<UserRecord>> {
     db.fetch_optional(&statement).await
 }
 
-async fn find_where(db: &Db, condition: SimpleExpr) -> StoreResult<Option<UserRecord>> {
+async fn find_where(db: &impl Exec, condition: SimpleExpr) -> StoreResult<Option<UserRecord>> {
     let statement = Query::select().column(sea_query::Asterisk).from(Users::Table).and_where(condition).to_owned();
     db.fetch_optional(&statement).await
 }

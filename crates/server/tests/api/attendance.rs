@@ -9,7 +9,7 @@ use crate::helpers::*;
 use crate::webhooks::{Receiver, allow_private_networks, create_webhook};
 
 /// Logs an arrival through the incoming attendance webhook (source `webhook`).
-async fn report(app: &TestApp, employee_id: &str, timestamp: &str, camera_id: Option<&str>) -> i64 {
+pub async fn report(app: &TestApp, employee_id: &str, timestamp: &str, camera_id: Option<&str>) -> i64 {
     let data = match camera_id {
         Some(camera) => {
             json!({"employee_id": employee_id, "camera_id": camera, "location": "Building A", "confidence": 0.9})
@@ -24,7 +24,7 @@ async fn report(app: &TestApp, employee_id: &str, timestamp: &str, camera_id: Op
     logged["attendance_id"].as_i64().unwrap()
 }
 
-async fn logs(app: &TestApp, token: &str, query: &str) -> Value {
+pub async fn logs(app: &TestApp, token: &str, query: &str) -> Value {
     let response = app.get(&format!("/attendance/logs/{query}"), token).await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();
@@ -32,7 +32,7 @@ async fn logs(app: &TestApp, token: &str, query: &str) -> Value {
     body
 }
 
-fn ids(page: &Value) -> Vec<i64> {
+pub fn ids(page: &Value) -> Vec<i64> {
     page["results"].as_array().unwrap().iter().map(|log| log["id"].as_i64().unwrap()).collect()
 }
 

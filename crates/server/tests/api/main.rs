@@ -14,6 +14,7 @@ mod face;
 mod operations;
 mod rate_limits;
 mod roles;
+mod summary;
 mod trust;
 mod users;
 mod webhooks;
