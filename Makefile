@@ -6,7 +6,7 @@ export ROLLCALL_FIXTURES_DIR ?= $(CURDIR)/fixtures
 export ROLLCALL_MODELS_DIR ?= $(CURDIR)/data/models
 CARGO ?= cargo
 
-.PHONY: run build models fixtures web check test test-postgres bench eval-calibration clean-data
+.PHONY: run build models fixtures web test-tools check test test-postgres bench eval-calibration clean-data
 
 run: models web
 	$(CARGO) run --release --bin rollcall -- serve
@@ -30,15 +30,19 @@ check: web
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
 
-test: models fixtures web check
+# Programs the tests open reports with (poppler-utils).
+test-tools:
+	@./scripts/ensure-test-tools.sh
+
+test: models fixtures web test-tools check
 	$(CARGO) nextest run --workspace --no-fail-fast
 
 # The storage and API suites, and two server processes on one database, against
 # PostgreSQL (needs ROLLCALL_TEST_POSTGRES_URL).
-test-postgres: models fixtures web
+test-postgres: models fixtures web test-tools
 	@test -n "$$ROLLCALL_TEST_POSTGRES_URL" || { echo "set ROLLCALL_TEST_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/test"; exit 2; }
-	$(CARGO) nextest run -p rollcall-server --no-fail-fast
-	$(CARGO) nextest run -p rollcall --test processes --no-fail-fast
+	# --workspace keeps the features (and so the build) that `make test` made.
+	$(CARGO) nextest run --workspace --no-fail-fast -E 'package(rollcall-server) | (package(rollcall) & binary(processes))'
 
 bench: models fixtures
 	$(CARGO) bench -p rollcall-face

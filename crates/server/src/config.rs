@@ -65,6 +65,8 @@ pub struct Config {
     pub timezone: chrono_tz::Tz,
     #[serde(deserialize_with = "working_days")]
     pub working_days: WorkingDays,
+    /// Whose seasons attendance patterns are reported by (`north` or `south`).
+    pub hemisphere: crate::domain::patterns::Hemisphere,
     pub task_workers: usize,
     pub task_max_attempts: u32,
     pub task_lease_secs: u64,

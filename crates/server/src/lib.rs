@@ -15,6 +15,7 @@ pub mod key_rotation;
 pub mod limiter;
 pub mod outbound;
 pub mod queue;
+pub mod render;
 pub mod store;
 pub mod telemetry;
 pub mod webhooks;

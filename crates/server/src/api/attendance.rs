@@ -18,7 +18,7 @@ use super::pagination::{PageParams, Paginated, RequestUrl};
 use crate::app::AppState;
 use crate::domain::attendance::{self, Arrival, AttendanceFilter, Logged, NewAttendance, SOURCES, Voided};
 use crate::domain::audit::{self, AuditEvent, ClientInfo};
-use crate::domain::calendar::Calendar;
+use crate::domain::calendar::{Calendar, DateRange};
 use crate::domain::summary::{Period, summarise};
 use crate::domain::users::{EmployeeId, parse_text};
 use crate::store::attendance::{self as attendance_store, AttendanceListing};
@@ -154,7 +154,7 @@ impl LogsQuery {
                 .map(|id| EmployeeId::parse(&id))
                 .transpose()?
                 .map(|id| id.as_str().to_owned()),
-            department: self.department.map(|name| parse_text("department", &name, MAX_FILTER_CHARS)).transpose()?,
+            department: department_filter(self.department)?,
             camera_id: self.camera_id.map(|id| parse_text("camera_id", &id, MAX_FILTER_CHARS)).transpose()?,
             sources,
             from: self.date_from.map(|date| calendar.start_of(date)),
@@ -319,8 +319,35 @@ fn required_reason(text: &str) -> Result<String, ApiError> {
     Ok(reason)
 }
 
-/// The longest range a summary covers.
-const MAX_SUMMARY_DAYS: i64 = 3660;
+/// The longest range a summary or a report covers.
+const MAX_RANGE_DAYS: i64 = 3660;
+
+/// The period and dates a summary or report request names (see [`Period::range`]).
+pub(super) fn requested_range(
+    period: Option<&str>,
+    default: Period,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    calendar: &Calendar,
+) -> Result<(Period, DateRange), ApiError> {
+    let period = match period {
+        None => default,
+        Some(name) => Period::parse(name)
+            .ok_or_else(|| ApiError::validation("period", format!("must be one of {}", Period::NAMES)))?,
+    };
+    let range = period
+        .range(from, to, calendar.today())
+        .ok_or_else(|| ApiError::validation("date_from", "must not be after date_to"))?;
+    if range.days() > MAX_RANGE_DAYS {
+        return Err(ApiError::validation("date_to", format!("a range covers at most {MAX_RANGE_DAYS} days")));
+    }
+    Ok((period, range))
+}
+
+/// A department named by a filter.
+pub(super) fn department_filter(name: Option<String>) -> Result<Option<String>, ApiError> {
+    Ok(name.map(|name| parse_text("department", &name, MAX_FILTER_CHARS)).transpose()?)
+}
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -368,21 +395,10 @@ pub async fn summary(
     Auth(caller): Auth,
     Query(query): Query<SummaryQuery>,
 ) -> ApiResult<Json<SummaryResponse>> {
-    let period = match query.period.as_deref() {
-        None => Period::Daily,
-        Some(name) => Period::parse(name)
-            .ok_or_else(|| ApiError::validation("period", format!("must be one of {}", Period::NAMES)))?,
-    };
-    let range = period
-        .range(query.date_from, query.date_to, state.calendar.today())
-        .ok_or_else(|| ApiError::validation("date_from", "must not be after date_to"))?;
-    if range.days() > MAX_SUMMARY_DAYS {
-        return Err(ApiError::validation("date_to", format!("a summary covers at most {MAX_SUMMARY_DAYS} days")));
-    }
-    let mut filter = AttendanceFilter {
-        department: query.department.map(|name| parse_text("department", &name, MAX_FILTER_CHARS)).transpose()?,
-        ..AttendanceFilter::default()
-    };
+    let (period, range) =
+        requested_range(query.period.as_deref(), Period::Daily, query.date_from, query.date_to, &state.calendar)?;
+    let mut filter =
+        AttendanceFilter { department: department_filter(query.department)?, ..AttendanceFilter::default() };
     let readable = attendance::readable_by(&state.db, &caller).await?.ok_or_else(ApiError::forbidden)?;
     readable.restrict(&mut filter);
     let summary = summarise(&state.db, &state.calendar, range, filter).await?;

@@ -15,6 +15,7 @@ pub mod health;
 pub mod middleware;
 pub mod pagination;
 pub mod policy;
+pub mod reports;
 pub mod users;
 pub mod webhooks;
 
@@ -49,6 +50,7 @@ use crate::limiter::Category;
         (name = "events", description = "Live events (Server-Sent Events)"),
         (name = "face", description = "Enrollment, verification and biometric erasure"),
         (name = "attendance", description = "Attendance logs, summaries, manual marks and voids"),
+        (name = "reports", description = "Attendance reports (JSON, PDF, Excel) and analytics"),
     )
 )]
 struct ApiDoc;
@@ -138,5 +140,15 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(face::verify_status))
         .routes(routes!(face::bulk_status))
         .layer(axum::middleware::from_fn_with_state((state.clone(), Category::TaskStatus), middleware::rate_limit));
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(public).merge(general).merge(verification).merge(task_status)
+    // Reports are costly to compute: the spec's 10 per minute per caller.
+    let reports = OpenApiRouter::new()
+        .routes(routes!(reports::attendance_report))
+        .routes(routes!(reports::patterns))
+        .layer(axum::middleware::from_fn_with_state((state.clone(), Category::Reports), middleware::rate_limit));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(public)
+        .merge(general)
+        .merge(verification)
+        .merge(task_status)
+        .merge(reports)
 }

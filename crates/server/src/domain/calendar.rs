@@ -21,6 +21,11 @@ impl WorkingDays {
     pub fn contains(self, day: Weekday) -> bool {
         self.0 & 1 << day.num_days_from_monday() != 0
     }
+
+    /// The working days as numbers, 0 = Monday … 6 = Sunday.
+    pub fn numbers(self) -> Vec<u32> {
+        (0..7).filter(|n| self.0 & 1 << n != 0).collect()
+    }
 }
 
 impl Default for WorkingDays {

@@ -6,5 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod calendar;
 pub mod face;
+pub mod patterns;
+pub mod report;
 pub mod summary;
 pub mod users;

@@ -97,10 +97,10 @@ pub async fn summarise(
     let (from, to) = calendar.instants(range);
     let filter = AttendanceFilter { from: Some(from), to: Some(to), ..filter };
     let offsets = calendar.offsets(from, to);
-    let totals = attendance_store::tally(db, &filter, &offsets, &[]).await?;
+    let totals = attendance_store::tally(db, &filter, &offsets, None, &[]).await?;
     let total = totals.first();
-    let departments = attendance_store::tally(db, &filter, &offsets, &[Grouping::Department]).await?;
-    let hours = attendance_store::tally(db, &filter, &offsets, &[Grouping::Hour]).await?;
+    let departments = attendance_store::tally(db, &filter, &offsets, None, &[Grouping::Department]).await?;
+    let hours = attendance_store::tally(db, &filter, &offsets, None, &[Grouping::Hour]).await?;
     Ok(Summary {
         range,
         total_attendances: total.map_or(0, |t| t.attendances),

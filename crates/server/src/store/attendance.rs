@@ -213,10 +213,14 @@ impl AttendanceListing {
 pub struct AttendanceFilter {
     pub user_id: Option<i64>,
     pub employee_id: Option<String>,
+    /// Any of these people.
+    pub employee_ids: Option<Vec<String>>,
     pub department: Option<String>,
     /// The reader's own department, when they may read only that one (faculty): kept
     /// apart from `department` so that both apply.
     pub department_of_reader: Option<String>,
+    /// Only the people expected to attend: active faculty and students.
+    pub expected_attendees: bool,
     pub camera_id: Option<String>,
     /// Stored sources, any of which matches (`verify` and `bulk_verify` are both face logs).
     pub sources: Option<Vec<&'static str>>,
@@ -227,22 +231,15 @@ pub struct AttendanceFilter {
     pub status: Option<&'static str>,
 }
 
+/// The roles of the people expected to attend (admins run the service).
+pub const ATTENDEE_ROLES: [&str; 2] = ["faculty", "student"];
+
 impl AttendanceFilter {
     fn condition(&self) -> Cond {
         let log = |column| (AttendanceLogs::Table, column);
-        let user = |column| (Users::Table, column);
-        let mut condition = Cond::all();
+        let mut condition = self.people_condition();
         if let Some(user_id) = self.user_id {
             condition = condition.add(Expr::col(log(AttendanceLogs::UserId)).eq(user_id));
-        }
-        if let Some(employee_id) = &self.employee_id {
-            condition = condition.add(Expr::col(user(Users::EmployeeId)).eq(employee_id.as_str()));
-        }
-        if let Some(department) = &self.department {
-            condition = condition.add(Expr::col(user(Users::Department)).eq(department.as_str()));
-        }
-        if let Some(department) = &self.department_of_reader {
-            condition = condition.add(Expr::col(user(Users::Department)).eq(department.as_str()));
         }
         if let Some(camera_id) = &self.camera_id {
             condition = condition.add(Expr::col(log(AttendanceLogs::CameraId)).eq(camera_id.as_str()));
@@ -261,6 +258,34 @@ impl AttendanceFilter {
         }
         condition
     }
+
+    /// The part of the filter that selects people (columns of `users`).
+    fn people_condition(&self) -> Cond {
+        let user = |column| (Users::Table, column);
+        let mut condition = Cond::all();
+        if let Some(user_id) = self.user_id {
+            condition = condition.add(Expr::col(user(Users::Id)).eq(user_id));
+        }
+        if let Some(employee_id) = &self.employee_id {
+            condition = condition.add(Expr::col(user(Users::EmployeeId)).eq(employee_id.as_str()));
+        }
+        if let Some(employee_ids) = &self.employee_ids {
+            condition =
+                condition.add(Expr::col(user(Users::EmployeeId)).is_in(employee_ids.iter().map(String::as_str)));
+        }
+        if let Some(department) = &self.department {
+            condition = condition.add(Expr::col(user(Users::Department)).eq(department.as_str()));
+        }
+        if let Some(department) = &self.department_of_reader {
+            condition = condition.add(Expr::col(user(Users::Department)).eq(department.as_str()));
+        }
+        if self.expected_attendees {
+            condition = condition
+                .add(Expr::col(user(Users::IsActive)).eq(true))
+                .add(Expr::col(user(Users::Role)).is_in(ATTENDEE_ROLES));
+        }
+        condition
+    }
 }
 
 /// One page of logs, newest first (ties by id, newest first), and how many match. The
@@ -271,16 +296,7 @@ pub async fn list(
     limit: u64,
     offset: u64,
 ) -> StoreResult<(Vec<AttendanceListing>, i64)> {
-    let page = Query::select()
-        .column((AttendanceLogs::Table, sea_query::Asterisk))
-        .columns([
-            (Users::Table, Users::EmployeeId),
-            (Users::Table, Users::FirstName),
-            (Users::Table, Users::LastName),
-            (Users::Table, Users::Department),
-        ])
-        .from(AttendanceLogs::Table)
-        .inner_join(Users::Table, owner_of_log())
+    let page = listing_query()
         .cond_where(filter.condition())
         .order_by((AttendanceLogs::Table, AttendanceLogs::Timestamp), Order::Desc)
         .order_by((AttendanceLogs::Table, AttendanceLogs::Id), Order::Desc)
@@ -294,6 +310,21 @@ pub async fn list(
         .cond_where(filter.condition())
         .to_owned();
     Ok((db.fetch_all(&page).await?, db.count(&count).await?))
+}
+
+/// Logs with the names of their people, for [`AttendanceListing`].
+fn listing_query() -> sea_query::SelectStatement {
+    Query::select()
+        .column((AttendanceLogs::Table, sea_query::Asterisk))
+        .columns([
+            (Users::Table, Users::EmployeeId),
+            (Users::Table, Users::FirstName),
+            (Users::Table, Users::LastName),
+            (Users::Table, Users::Department),
+        ])
+        .from(AttendanceLogs::Table)
+        .inner_join(Users::Table, owner_of_log())
+        .to_owned()
 }
 
 fn owner_of_log() -> SimpleExpr {
@@ -333,11 +364,13 @@ pub struct Tally {
 
 /// Counts of the valid logs that `filter` selects, grouped in the database (no rows are
 /// loaded): one [`Tally`] per group, or one for everything when `groups` is empty. Days
-/// and hours are local by `offsets`, which must cover the filter's time range.
+/// and hours are local by `offsets`, which must cover the filter's time range. With
+/// `weekdays` (0 = Monday … 6 = Sunday), only logs of those local weekdays count.
 pub async fn tally(
     db: &Db,
     filter: &AttendanceFilter,
     offsets: &UtcOffsets,
+    weekdays: Option<&[u32]>,
     groups: &[Grouping],
 ) -> StoreResult<Vec<Tally>> {
     let local = LocalSeconds::of(db.backend(), r#""attendance_logs"."timestamp""#, offsets);
@@ -354,6 +387,11 @@ pub async fn tally(
         .expr_as(Expr::cust(format!("COUNT(DISTINCT {person_day})")), SqlAlias::new("person_days"))
         .expr_as(Expr::col((AttendanceLogs::Table, AttendanceLogs::Timestamp)).min(), SqlAlias::new("first_at"))
         .expr_as(Expr::col((AttendanceLogs::Table, AttendanceLogs::Timestamp)).max(), SqlAlias::new("last_at"));
+    if let Some(weekdays) = weekdays {
+        let listed = weekdays.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+        // 1970-01-01, local day 0, was a Thursday (weekday 3).
+        statement.and_where(Expr::cust(format!("(({}) + 3) % 7 IN ({listed})", local.day_sql())));
+    }
     let null_integer = || Expr::cust("CAST(NULL AS BIGINT)");
     let columns: [(Grouping, &str, SimpleExpr, SimpleExpr); 4] = [
         (Grouping::Day, "day", local.day(), null_integer()),
@@ -374,4 +412,63 @@ pub async fn tally(
         }
     }
     db.fetch_all(&statement).await
+}
+
+/// How many people `filter` selects, per department (its log columns are ignored).
+pub async fn people_per_department(db: &Db, filter: &AttendanceFilter) -> StoreResult<Vec<(String, i64)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        department: String,
+        people: i64,
+    }
+    let statement = Query::select()
+        .column((Users::Table, Users::Department))
+        .expr_as(Expr::col((Users::Table, Users::Id)).count(), SqlAlias::new("people"))
+        .from(Users::Table)
+        .cond_where(filter.people_condition())
+        .group_by_col((Users::Table, Users::Department))
+        .to_owned();
+    let rows: Vec<Row> = db.fetch_all(&statement).await?;
+    Ok(rows.into_iter().map(|row| (row.department, row.people)).collect())
+}
+
+/// The people `filter` selects (its log columns are ignored), by department and
+/// employee id; at most `limit`.
+pub async fn people(db: &Db, filter: &AttendanceFilter, limit: u64) -> StoreResult<Vec<UserRecord>> {
+    let statement = Query::select()
+        .column((Users::Table, sea_query::Asterisk))
+        .from(Users::Table)
+        .cond_where(filter.people_condition())
+        .order_by((Users::Table, Users::Department), Order::Asc)
+        .order_by((Users::Table, Users::EmployeeId), Order::Asc)
+        .limit(limit)
+        .to_owned();
+    db.fetch_all(&statement).await
+}
+
+/// Up to `limit` logs of `filter` in time order (ties by id), those after `after` (the
+/// timestamp and id of the last log of the previous call): a range read in pages of a
+/// bounded size, however many logs it holds.
+pub async fn chronological(
+    db: &Db,
+    filter: &AttendanceFilter,
+    after: Option<(DateTime<Utc>, i64)>,
+    limit: u64,
+) -> StoreResult<Vec<AttendanceListing>> {
+    let mut condition = filter.condition();
+    if let Some((timestamp, id)) = after {
+        let log = |column| Expr::col((AttendanceLogs::Table, column));
+        condition = condition.add(
+            Cond::any()
+                .add(log(AttendanceLogs::Timestamp).gt(timestamp))
+                .add(log(AttendanceLogs::Timestamp).eq(timestamp).and(log(AttendanceLogs::Id).gt(id))),
+        );
+    }
+    let page = listing_query()
+        .cond_where(condition)
+        .order_by((AttendanceLogs::Table, AttendanceLogs::Timestamp), Order::Asc)
+        .order_by((AttendanceLogs::Table, AttendanceLogs::Id), Order::Asc)
+        .limit(limit)
+        .to_owned();
+    db.fetch_all(&page).await
 }

@@ -118,6 +118,7 @@ pub fn test_config(data_dir: &std::path::Path, database_url: String) -> Config {
     config.rate_limit_session_requests = 10_000;
     config.rate_limit_face_verification_requests = 100_000;
     config.rate_limit_task_status_requests = 100_000;
+    config.rate_limit_reports_requests = 100_000;
     config.task_workers = 2;
     config
 }

@@ -13,6 +13,7 @@ mod events;
 mod face;
 mod operations;
 mod rate_limits;
+mod reports;
 mod roles;
 mod summary;
 mod trust;

@@ -220,3 +220,20 @@ async fn status_polls_have_a_bucket_of_their_own() {
     let me = app.get(&format!("/users/{}/", student.id), &student.token).await;
     assert_eq!(me.status(), StatusCode::OK, "the general budget is separate");
 }
+
+#[tokio::test]
+async fn reports_have_the_specs_quota_of_ten_a_minute() {
+    let app = spawn_app_with(default_quotas).await;
+    assert_eq!((shipped().rate_limit_reports_requests, shipped().rate_limit_reports_per_secs), (10, 60));
+    for n in 0..10 {
+        let response = app.get("/reports/attendance/", &app.admin_token).await;
+        assert_eq!(response.status(), StatusCode::OK, "report {n}");
+    }
+    let limited = app.get("/reports/attendance/", &app.admin_token).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        app.get("/attendance/summary/", &app.admin_token).await.status(),
+        StatusCode::OK,
+        "other routes unaffected"
+    );
+}
