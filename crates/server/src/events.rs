@@ -17,11 +17,17 @@ pub enum EventKind {
     SpoofingDetected,
     EnrollmentCompleted,
     AttendanceVoided,
+    DisputeResolved,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 4] =
-        [Self::AttendanceLogged, Self::SpoofingDetected, Self::EnrollmentCompleted, Self::AttendanceVoided];
+    pub const ALL: [EventKind; 5] = [
+        Self::AttendanceLogged,
+        Self::SpoofingDetected,
+        Self::EnrollmentCompleted,
+        Self::AttendanceVoided,
+        Self::DisputeResolved,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -29,6 +35,7 @@ impl EventKind {
             Self::SpoofingDetected => "spoofing_detected",
             Self::EnrollmentCompleted => "enrollment_completed",
             Self::AttendanceVoided => "attendance_voided",
+            Self::DisputeResolved => "dispute_resolved",
         }
     }
 

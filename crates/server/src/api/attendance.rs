@@ -187,7 +187,7 @@ pub async fn list_logs(
 }
 
 /// The longest reason a manual mark may give.
-const MAX_REASON_CHARS: usize = 500;
+pub(super) const MAX_REASON_CHARS: usize = 500;
 
 /// The spec's manual mark.
 #[derive(Deserialize, ToSchema)]
@@ -311,7 +311,7 @@ pub async fn void_log(
 }
 
 /// A reason (for a mark or a void): required, trimmed, at most [`MAX_REASON_CHARS`].
-fn required_reason(text: &str) -> Result<String, ApiError> {
+pub(super) fn required_reason(text: &str) -> Result<String, ApiError> {
     let reason = parse_text("reason", text, MAX_REASON_CHARS)?;
     if reason.is_empty() {
         return Err(ApiError::validation("reason", "is required"));

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod attendance;
 pub mod audit;
 pub mod auth;
+pub mod disputes;
 pub mod docs;
 pub mod error;
 pub mod events;
@@ -49,7 +50,7 @@ use crate::limiter::Category;
         (name = "webhooks", description = "Outgoing webhooks, their delivery log, and incoming attendance"),
         (name = "events", description = "Live events (Server-Sent Events)"),
         (name = "face", description = "Enrollment, verification and biometric erasure"),
-        (name = "attendance", description = "Attendance logs, summaries, manual marks and voids"),
+        (name = "attendance", description = "Attendance logs, summaries, manual marks, voids and disputes"),
         (name = "reports", description = "Attendance reports (JSON, PDF, Excel) and analytics"),
     )
 )]
@@ -124,6 +125,9 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(attendance::mark))
         .routes(routes!(attendance::summary))
         .routes(routes!(attendance::void_log))
+        .routes(routes!(disputes::file_dispute, disputes::list_disputes))
+        .routes(routes!(disputes::accept_dispute))
+        .routes(routes!(disputes::reject_dispute))
         .routes(routes!(face::enroll))
         .routes(routes!(face::erase_template))
         .merge(webhooks::routes())

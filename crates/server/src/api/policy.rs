@@ -96,6 +96,11 @@ pub static POLICY: &[Guard] = &[
     // Summaries follow the logs' rule: the handler counts only what the caller may read.
     route(Method::GET, "/api/v1/attendance/summary/", Access::AdminOrSelf),
     route(Method::POST, "/api/v1/attendance/logs/{id}/void/", ADMIN),
+    // People dispute their own logs and see their own disputes; admins see and resolve all.
+    route(Method::POST, "/api/v1/attendance/disputes/", Access::AdminOrSelf),
+    route(Method::GET, "/api/v1/attendance/disputes/", Access::AdminOrSelf),
+    route(Method::POST, "/api/v1/attendance/disputes/{id}/accept/", ADMIN),
+    route(Method::POST, "/api/v1/attendance/disputes/{id}/reject/", ADMIN),
     // Reports cover a department at least: faculty get their own department's.
     route(Method::GET, "/api/v1/reports/attendance/", ADMIN_OR_FACULTY),
     route(Method::GET, "/api/v1/reports/patterns/", ADMIN_OR_FACULTY),

@@ -17,7 +17,7 @@ pub use crate::store::attendance::{AttendanceFilter, NewAttendance};
 use crate::store::tasks::TaskClaim;
 use crate::store::users as user_store;
 use crate::store::users::UserRecord;
-use crate::store::{Db, StoreResult};
+use crate::store::{Db, StoreResult, Tx};
 
 /// One recognised arrival of an active person.
 #[derive(Debug, Clone)]
@@ -71,31 +71,55 @@ impl AttendanceDesk {
     /// log it made before, whose event was recorded with it.
     pub async fn log(&self, task: Option<&TaskClaim>, arrival: Arrival<'_>) -> anyhow::Result<Logged> {
         let tx = begin_for_task(&self.db, task).await?;
-        let Some(user) = user_store::lock(&tx, arrival.user.id).await? else {
+        let (logged, event) = self.log_in(&tx, arrival).await?;
+        if let Some(event) = event {
+            tx.commit().await?;
+            self.events.announce([event]);
+        }
+        Ok(logged)
+    }
+
+    /// [`Self::log`] within `tx`: a new log comes with its event, recorded in `tx` and to
+    /// be announced once `tx` commits.
+    pub(crate) async fn log_in(&self, tx: &Tx, arrival: Arrival<'_>) -> anyhow::Result<(Logged, Option<Event>)> {
+        let Some(user) = user_store::lock(tx, arrival.user.id).await? else {
             anyhow::bail!("user {} was deleted while their arrival was logged", arrival.user.employee_id);
         };
         if let Some(task_id) = &arrival.log.task_id
-            && let Some(record) = attendance_store::find_for_task(&tx, task_id, user.id).await?
+            && let Some(record) = attendance_store::find_for_task(tx, task_id, user.id).await?
         {
-            return Ok(Logged::AlreadyByThisTask(record));
+            return Ok((Logged::AlreadyByThisTask(record), None));
         }
         if !self.cooldown.is_zero() {
             // Both sides: a backdated arrival (a manual mark, a late report) is refused
             // next to a log after it as well as next to one before it.
             let cooldown = chrono::Duration::from_std(self.cooldown)?;
             let (since, until) = (arrival.log.timestamp - cooldown, arrival.log.timestamp + cooldown);
-            if let Some(previous) = attendance_store::latest_between(&tx, user.id, since, until).await? {
-                return Ok(Logged::Cooldown { previous: previous.timestamp, previous_id: previous.id });
+            if let Some(previous) = attendance_store::latest_between(tx, user.id, since, until).await? {
+                return Ok((Logged::Cooldown { previous: previous.timestamp, previous_id: previous.id }, None));
             }
         }
-        let Some(record) = attendance_store::insert(&tx, user.id, &arrival.log).await? else {
+        let Some(record) = attendance_store::insert(tx, user.id, &arrival.log).await? else {
             anyhow::bail!("attendance for task {:?} appeared while it was being logged", arrival.log.task_id);
         };
         let event = attendance_event(&user, &record);
-        self.events.record(&tx, &event).await?;
-        tx.commit().await?;
-        self.events.announce([event]);
-        Ok(Logged::New(record))
+        self.events.record(tx, &event).await?;
+        Ok((Logged::New(record), Some(event)))
+    }
+
+    /// Announces events recorded in a transaction that has committed.
+    pub(crate) fn announce(&self, events: impl IntoIterator<Item = Event>) {
+        self.events.announce(events);
+    }
+
+    /// Records `event` in `tx`, to be announced once it commits.
+    pub(crate) async fn record_event(&self, tx: &Tx, event: &Event) -> anyhow::Result<()> {
+        self.events.record(tx, event).await?;
+        Ok(())
+    }
+
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
     }
 }
 
@@ -113,13 +137,31 @@ impl AttendanceDesk {
     /// The change and its `attendance_voided` event are one transaction.
     pub async fn void(&self, id: i64, voided_by: &str, reason: &str) -> anyhow::Result<Voided> {
         let tx = self.db.begin().await?;
-        let Some(record) = attendance_store::void(&tx, id, voided_by, reason, Utc::now()).await? else {
-            return Ok(match attendance_store::find(&tx, id).await? {
+        let (voided, event) = self.void_in(&tx, id, voided_by, reason).await?;
+        if let Some(event) = event {
+            tx.commit().await?;
+            self.events.announce([event]);
+        }
+        Ok(voided)
+    }
+
+    /// [`Self::void`] within `tx`: a void comes with its event, recorded in `tx` and to be
+    /// announced once `tx` commits.
+    pub(crate) async fn void_in(
+        &self,
+        tx: &Tx,
+        id: i64,
+        voided_by: &str,
+        reason: &str,
+    ) -> anyhow::Result<(Voided, Option<Event>)> {
+        let Some(record) = attendance_store::void(tx, id, voided_by, reason, Utc::now()).await? else {
+            let voided = match attendance_store::find(tx, id).await? {
                 Some(record) => Voided::Already(record),
                 None => Voided::NoSuchLog,
-            });
+            };
+            return Ok((voided, None));
         };
-        let employee_id = user_store::find_by_id(&tx, record.user_id).await?.map(|user| user.employee_id);
+        let employee_id = user_store::find_by_id(tx, record.user_id).await?.map(|user| user.employee_id);
         let event = Event {
             kind: EventKind::AttendanceVoided,
             key: format!("attendance_voided:{}", record.id),
@@ -132,10 +174,8 @@ impl AttendanceDesk {
                 "reason": reason,
             }),
         };
-        self.events.record(&tx, &event).await?;
-        tx.commit().await?;
-        self.events.announce([event]);
-        Ok(Voided::Now(record))
+        self.events.record(tx, &event).await?;
+        Ok((Voided::Now(record), Some(event)))
     }
 }
 

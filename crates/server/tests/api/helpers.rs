@@ -343,3 +343,9 @@ pub async fn error_code(response: Response) -> String {
     assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "error without message: {body}");
     error["code"].as_str().expect("error code").to_owned()
 }
+
+/// The message of an error response.
+pub async fn error_message(response: Response) -> String {
+    let body: Value = response.json().await.expect("error body is JSON");
+    body["error"]["message"].as_str().unwrap_or_else(|| panic!("no error message in {body}")).to_owned()
+}

@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod backpressure;
 mod data_key;
+mod disputes;
 mod errors;
 mod events;
 mod face;
