@@ -186,6 +186,40 @@ pub async fn list_logs(
     Ok(Json(Paginated::new(logs.into_iter().map(AttendanceLog::from).collect(), count, page, &url)))
 }
 
+/// One log with what it was decided on.
+#[derive(Serialize, ToSchema)]
+pub struct AttendanceLogDetail {
+    #[serde(flatten)]
+    pub log: AttendanceLog,
+    pub location: Option<String>,
+    /// The task that recognised the person (face logs).
+    pub task_id: Option<String>,
+    /// Face logs: the decision and its scores (`similarity_score`, `margin` to the
+    /// second-best identity, `confidence`, `is_live`, `anti_spoof_score`, `quality_score`,
+    /// `face_box`). Manual logs: `reason` and `marked_by`. Reported logs: what the
+    /// integration sent.
+    #[schema(value_type = Object)]
+    pub evidence: serde_json::Value,
+}
+
+/// One attendance log with its evidence: why the system logged it. For admins.
+#[utoipa::path(get, path = "/attendance/logs/{id}/", tag = "attendance",
+    params(("id" = i64, Path, description = "Attendance log id")),
+    responses((status = 200, body = AttendanceLogDetail), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_log(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<AttendanceLogDetail>> {
+    let listing = attendance_store::find_listing(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no attendance log {id}")))?;
+    let evidence = serde_json::from_str(&listing.record.details).unwrap_or(serde_json::Value::Null);
+    let (location, task_id) = (listing.record.location.clone(), listing.record.task_id.clone());
+    Ok(Json(AttendanceLogDetail { log: AttendanceLog::from(listing), location, task_id, evidence }))
+}
+
 /// The longest reason a manual mark may give.
 pub(super) const MAX_REASON_CHARS: usize = 500;
 

@@ -124,6 +124,7 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(attendance::list_logs))
         .routes(routes!(attendance::mark))
         .routes(routes!(attendance::summary))
+        .routes(routes!(attendance::get_log))
         .routes(routes!(attendance::void_log))
         .routes(routes!(disputes::file_dispute, disputes::list_disputes))
         .routes(routes!(disputes::accept_dispute))

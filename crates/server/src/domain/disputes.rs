@@ -75,7 +75,10 @@ pub async fn report_missed_arrival(
 #[derive(Debug)]
 pub enum Resolved {
     /// Resolved now; `log_id` is the log voided or marked, when accepting changed one.
-    Now { dispute: Box<DisputeRecord>, log_id: Option<i64> },
+    Now {
+        dispute: Box<DisputeRecord>,
+        log_id: Option<i64>,
+    },
     AlreadyResolved(Box<DisputeRecord>),
     NoSuchDispute,
     /// Accepting the missed arrival would log the person within the cooldown of log

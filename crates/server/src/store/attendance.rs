@@ -312,6 +312,12 @@ pub async fn list(
     Ok((db.fetch_all(&page).await?, db.count(&count).await?))
 }
 
+/// Log `id` with the names of its person.
+pub async fn find_listing(db: &Db, id: i64) -> StoreResult<Option<AttendanceListing>> {
+    let statement = listing_query().and_where(Expr::col((AttendanceLogs::Table, AttendanceLogs::Id)).eq(id)).to_owned();
+    db.fetch_optional(&statement).await
+}
+
 /// Logs with the names of their people, for [`AttendanceListing`].
 fn listing_query() -> sea_query::SelectStatement {
     Query::select()

@@ -19,7 +19,7 @@ pub async fn verify(app: &TestApp, token: &str, name: &str) -> Value {
 #[tokio::test]
 async fn enroll_then_verify_logs_attendance_once_per_cooldown() {
     let app = spawn_face_app().await;
-    app.create_user("OBAMA", "faculty", "Government").await;
+    let obama = app.create_user("OBAMA", "faculty", "Government").await;
     let kiosk = app.create_api_key("Main entrance kiosk", "student").await;
 
     let enrolled = enroll(&app, "OBAMA", &["obama.jpg", "obama2.jpg"]).await;
@@ -40,6 +40,18 @@ async fn enroll_then_verify_logs_attendance_once_per_cooldown() {
     assert!(similarity > 0.363 && similarity <= 1.0, "{first}");
     assert!((0.0..=1.0).contains(&first["confidence"].as_f64().unwrap()));
     assert!(first["anti_spoof_score"].as_f64().unwrap() > 0.5);
+    // The log keeps why it was made.
+    let log_id = first["attendance_id"].as_i64().unwrap();
+    let log: Value = app.get(&format!("/attendance/logs/{log_id}/"), &app.admin_token).await.json().await.unwrap();
+    assert_eq!(log["employee"]["employee_id"], "OBAMA");
+    assert_eq!(log["evidence"]["decision"], "recognised", "{log}");
+    assert_eq!(log["evidence"]["similarity_score"], first["similarity_score"]);
+    assert_eq!(log["evidence"]["is_live"], true);
+    assert!(log["evidence"]["quality_score"].as_f64().unwrap() > 0.0, "{log}");
+    assert!(log["evidence"]["face_box"]["width"].as_f64().unwrap() > 0.0, "{log}");
+    assert!(log["task_id"].as_str().unwrap().starts_with("verify"), "{log}");
+    let own = app.get(&format!("/attendance/logs/{log_id}/"), &obama.token).await;
+    assert_eq!(own.status(), reqwest::StatusCode::FORBIDDEN, "evidence is for admins");
 
     let again = verify_with_key(&app, &kiosk, "obama3.jpg").await;
     assert_eq!(again["recognized"], true);

@@ -232,8 +232,19 @@ async fn face_result(
         result["reason"] = json!("already_logged_by_this_task");
         return Ok(result);
     }
-    let outcome =
-        log_arrival(tasks, context, &user, confidence, similarity, liveness.map(|l| l.anti_spoof_score)).await?;
+    // Why the system decided what it did, kept with the log for whoever later asks.
+    let evidence = json!({
+        "decision": "recognised",
+        "similarity_score": result["similarity_score"],
+        "margin": result["margin"],
+        "confidence": result["confidence"],
+        "is_live": result["is_live"],
+        "anti_spoof_score": result["anti_spoof_score"],
+        "quality_score": result["quality_score"],
+        "face_box": result["face_box"],
+    });
+    let scores = Scores { confidence, similarity, anti_spoof_score: liveness.map(|l| l.anti_spoof_score) };
+    let outcome = log_arrival(tasks, context, &user, scores, evidence).await?;
     match outcome {
         Logged::New(record) | Logged::AlreadyByThisTask(record) => {
             result["attendance_logged"] = json!(true);
@@ -247,25 +258,31 @@ async fn face_result(
     Ok(result)
 }
 
+/// The scores an arrival is logged with.
+struct Scores {
+    confidence: f32,
+    similarity: Option<f32>,
+    anti_spoof_score: Option<f32>,
+}
+
 async fn log_arrival(
     tasks: &FaceTasks,
     context: &Context<'_>,
     user: &UserRecord,
-    confidence: f32,
-    similarity: Option<f32>,
-    anti_spoof_score: Option<f32>,
+    scores: Scores,
+    evidence: Value,
 ) -> Result<Logged, TaskFailure> {
     let log = NewAttendance {
         timestamp: context.captured_at,
         camera_id: context.camera_id.map(str::to_owned),
         location: context.location.map(str::to_owned),
-        confidence: Some(round4(confidence)),
-        similarity: similarity.map(round4),
-        anti_spoof_score: anti_spoof_score.map(round4),
+        confidence: Some(round4(scores.confidence)),
+        similarity: scores.similarity.map(round4),
+        anti_spoof_score: scores.anti_spoof_score.map(round4),
         verification_time: Some((Utc::now() - context.captured_at).num_milliseconds().max(0) as f64 / 1000.0),
         source: context.source,
         task_id: Some(context.task_id.to_owned()),
-        details: json!({}),
+        details: evidence,
     };
     let arrival = Arrival { user, log };
     Ok(tasks.attendance.log(Some(&context.claim), arrival).await?)
