@@ -48,6 +48,8 @@ pub struct App {
     pub admission: Admission,
     /// Photo upload bodies being received and queued at once (`max_inflight_body_bytes`).
     pub inflight_bodies: InflightBytes,
+    /// Live statistics of the requests served in the last minutes.
+    pub requests: Arc<crate::telemetry::RequestStats>,
 }
 
 /// Shared handle to the [`App`], cheap to clone into handlers.
@@ -117,6 +119,7 @@ impl App {
             queue,
             admission,
             inflight_bodies,
+            requests: Arc::default(),
         })
     }
 

@@ -124,3 +124,11 @@ pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Respon
     tracing::error!("a request handler panicked");
     ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
 }
+
+/// Counts every request, its duration and whether it failed, in [`App::requests`](crate::app::App::requests).
+pub async fn measure(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    state.requests.record(started.elapsed(), response.status().is_server_error());
+    response
+}

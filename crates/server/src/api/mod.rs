@@ -100,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(axum::middleware::from_fn(middleware::error_shape))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::measure))
         .layer(
             TraceLayer::new_for_http()
                 .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(tower_http::LatencyUnit::Millis)),
@@ -125,6 +126,8 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(attendance::mark))
         .routes(routes!(attendance::summary))
         .routes(routes!(attendance::get_log))
+        // Dashboards poll the live numbers: the general quota, not the reports' 10 a minute.
+        .routes(routes!(reports::real_time))
         .routes(routes!(attendance::void_log))
         .routes(routes!(disputes::file_dispute, disputes::list_disputes))
         .routes(routes!(disputes::accept_dispute))

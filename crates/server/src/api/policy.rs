@@ -105,6 +105,8 @@ pub static POLICY: &[Guard] = &[
     // Reports cover a department at least: faculty get their own department's.
     route(Method::GET, "/api/v1/reports/attendance/", ADMIN_OR_FACULTY),
     route(Method::GET, "/api/v1/reports/patterns/", ADMIN_OR_FACULTY),
+    // Live numbers include the service's own health: for admins.
+    route(Method::GET, "/api/v1/reports/analytics/real-time/", ADMIN),
     route(Method::GET, "/api/v1/webhooks/", ADMIN),
     route(Method::POST, "/api/v1/webhooks/", ADMIN),
     route(Method::GET, "/api/v1/webhooks/{id}/", ADMIN),

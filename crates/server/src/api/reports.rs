@@ -453,3 +453,105 @@ fn weekday_name(day: chrono::Weekday) -> String {
     let names = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
     names[day.num_days_from_monday() as usize].to_owned()
 }
+
+/// The spec's live dashboard numbers, with the day and zone they are counted in.
+#[derive(Serialize, ToSchema)]
+pub struct RealTimeResponse {
+    /// Today, in `timezone`.
+    pub date: NaiveDate,
+    pub timezone: String,
+    /// People whose latest valid event today is an entry. Until exit cameras exist every
+    /// log is an entry, so this is everyone present today.
+    pub current_occupancy: i64,
+    /// People with a valid log today.
+    pub today_attendance: i64,
+    /// Valid logs today.
+    pub today_arrivals: i64,
+    /// The hour ("09:00") with the most arrivals today; `null` before the first.
+    pub peak_hour: Option<String>,
+    /// Mean seconds a face verification took, over the last 100 completed; `null` before
+    /// the first.
+    pub avg_processing_time: Option<f64>,
+    pub system_health: RealTimeHealth,
+    /// Cameras by state (none are managed yet: zeros).
+    pub camera_status: CameraStatus,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RealTimeHealth {
+    /// Mean seconds per API request over the last 5 minutes (0 without requests).
+    pub api_response_time: f64,
+    pub requests_last_5_minutes: u64,
+    /// Share of those answered with a 5xx status.
+    pub error_rate: f64,
+    /// `healthy`; `backlogged` when a task has waited longer than `max_queue_wait_secs`.
+    pub ai_worker_status: String,
+    pub task_workers: usize,
+    /// Database connections in use, and idle in the pool.
+    pub database_connections: u32,
+    pub database_idle_connections: u32,
+    /// Face tasks waiting for a worker.
+    pub queue_size: i64,
+    /// Seconds the longest-waiting task has waited.
+    pub oldest_task_wait: Option<f64>,
+}
+
+#[derive(Serialize, ToSchema, Default)]
+pub struct CameraStatus {
+    pub online: u32,
+    pub offline: u32,
+    pub errors: u32,
+}
+
+/// Mean processing time over this many recent verifications.
+const PROCESSING_SAMPLE: u64 = 100;
+
+/// Live numbers for a dashboard: who is here today, the busiest hour, how fast faces are
+/// processed and how the service is doing (request latency and errors of the last 5
+/// minutes, workers, database connections, queue).
+#[utoipa::path(get, path = "/reports/analytics/real-time/", tag = "reports",
+    responses((status = 200, body = RealTimeResponse), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn real_time(State(state): State<AppState>) -> ApiResult<Json<RealTimeResponse>> {
+    let today = state.calendar.today();
+    let range = crate::domain::calendar::DateRange { from: today, to: today };
+    let summary =
+        crate::domain::summary::summarise(&state.db, &state.calendar, range, AttendanceFilter::default()).await?;
+    let peak_hour =
+        summary.hourly_distribution.iter().max_by_key(|&(hour, &count)| (count, std::cmp::Reverse(hour.clone())));
+    let processing = crate::store::tasks::recent_processing_ms(&state.db, "verify", PROCESSING_SAMPLE).await?;
+    let avg_processing_time = (!processing.is_empty())
+        .then(|| rounded(processing.iter().sum::<i64>() as f64 / processing.len() as f64 / 1000.0, 3));
+    let queue_size = crate::store::tasks::count_queued(&state.db).await?;
+    let oldest_task_wait = crate::store::tasks::oldest_queued_at(&state.db)
+        .await?
+        .map(|queued| (Utc::now() - queued).num_milliseconds().max(0) as f64 / 1000.0);
+    let backlogged = oldest_task_wait.is_some_and(|wait| wait > state.config.max_queue_wait_secs as f64);
+    let recent = state.requests.recent();
+    let (in_use, idle) = state.db.connections();
+    Ok(Json(RealTimeResponse {
+        date: today,
+        timezone: state.calendar.zone().name().to_owned(),
+        current_occupancy: summary.unique_persons,
+        today_attendance: summary.unique_persons,
+        today_arrivals: summary.total_attendances,
+        peak_hour: peak_hour.map(|(hour, _)| hour.clone()),
+        avg_processing_time,
+        system_health: RealTimeHealth {
+            api_response_time: rounded(recent.mean_secs, 4),
+            requests_last_5_minutes: recent.requests,
+            error_rate: if recent.requests == 0 {
+                0.0
+            } else {
+                rounded(recent.errors as f64 / recent.requests as f64, 4)
+            },
+            ai_worker_status: if backlogged { "backlogged" } else { "healthy" }.to_owned(),
+            task_workers: state.config.task_workers(),
+            database_connections: in_use,
+            database_idle_connections: idle,
+            queue_size,
+            oldest_task_wait: oldest_task_wait.map(|wait| rounded(wait, 3)),
+        },
+        camera_status: CameraStatus::default(),
+    }))
+}

@@ -140,6 +140,16 @@ impl Db {
         }
     }
 
+    /// The pool's connections: (in use, idle).
+    pub fn connections(&self) -> (u32, u32) {
+        let (size, idle) = match self {
+            Self::Sqlite(pool) => (pool.size(), pool.num_idle()),
+            Self::Postgres(pool) => (pool.size(), pool.num_idle()),
+        };
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
+        (size - idle, idle)
+    }
+
     pub fn backend(&self) -> Backend {
         match self {
             Self::Sqlite(_) => Backend::Sqlite,

@@ -117,6 +117,21 @@ pub async fn count_queued(db: &Db) -> StoreResult<i64> {
     db.count(&statement).await
 }
 
+/// When the longest-waiting queued task was queued; `None` with none queued.
+pub async fn oldest_queued_at(db: &Db) -> StoreResult<Option<DateTime<Utc>>> {
+    #[derive(sqlx::FromRow)]
+    struct Oldest {
+        created_at: Option<DateTime<Utc>>,
+    }
+    let statement = Query::select()
+        .expr_as(Expr::col(Tasks::CreatedAt).min(), sea_query::Alias::new("created_at"))
+        .from(Tasks::Table)
+        .and_where(Expr::col(Tasks::Status).eq(QUEUED))
+        .to_owned();
+    let oldest: Option<Oldest> = db.fetch_optional(&statement).await?;
+    Ok(oldest.and_then(|row| row.created_at))
+}
+
 /// A task a worker may take: queued, or running under a lease that has expired (its
 /// worker died) and with attempts left.
 fn claimable(now: DateTime<Utc>) -> Cond {

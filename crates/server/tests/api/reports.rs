@@ -340,3 +340,41 @@ async fn under_two_weeks_of_history_the_forecast_is_null_with_the_reason() {
     assert!(predictions["next_week_attendance"].is_null() && predictions["confidence"].is_null(), "{predictions}");
     assert!(predictions["reason"].as_str().unwrap().contains("14 days"), "{predictions}");
 }
+
+#[tokio::test]
+async fn real_time_analytics_count_today_and_the_services_own_requests() {
+    use chrono::Timelike;
+    let app = spawn_app_with(no_quotas).await;
+    let faculty = app.create_user("FAC1", "faculty", "Maths").await;
+    app.create_user("STU1", "student", "Maths").await;
+    app.create_user("STU2", "student", "Maths").await;
+    let now = chrono::Utc::now();
+    let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for employee in ["FAC1", "STU1", "FAC1"] {
+        report(&app, employee, &stamp, None).await;
+    }
+    let yesterday = (now - chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    report(&app, "STU2", &yesterday, None).await;
+
+    let response = app.get("/reports/analytics/real-time/", &app.admin_token).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["date"], now.date_naive().to_string());
+    assert_eq!((body["current_occupancy"].as_i64(), body["today_attendance"].as_i64()), (Some(2), Some(2)), "{body}");
+    assert_eq!(body["today_arrivals"], 3);
+    assert_eq!(body["peak_hour"], format!("{:02}:00", now.hour()));
+    assert!(body["avg_processing_time"].is_null(), "no face was verified: {body}");
+    let health = &body["system_health"];
+    // This test's own requests: users, logins, reports.
+    assert!(health["requests_last_5_minutes"].as_u64().unwrap() >= 10, "{health}");
+    assert!(health["api_response_time"].as_f64().unwrap() > 0.0, "{health}");
+    assert_eq!((health["error_rate"].as_f64(), health["queue_size"].as_i64()), (Some(0.0), Some(0)));
+    assert_eq!(health["ai_worker_status"], "healthy");
+    let connections =
+        health["database_connections"].as_u64().unwrap() + health["database_idle_connections"].as_u64().unwrap();
+    assert!(connections >= 1, "{health}");
+    assert_eq!(body["camera_status"], json!({"online": 0, "offline": 0, "errors": 0}));
+
+    let response = app.get("/reports/analytics/real-time/", &faculty.token).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
