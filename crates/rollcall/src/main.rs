@@ -26,6 +26,8 @@ enum Command {
     Eval(commands::eval::Args),
     /// Measure face-engine throughput (images/second) on a folder of photos.
     Bench(commands::bench::Args),
+    /// Fill the database with synthetic people and attendance (for demos and benchmarks).
+    DemoData(commands::demo_data::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +38,6 @@ fn main() -> anyhow::Result<()> {
         Command::Admin(args) => commands::admin::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::DemoData(args) => commands::demo_data::run(args),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod demo_data;
 mod engine_args;
 pub mod eval;
 pub mod migrate;

@@ -5,6 +5,7 @@ pub mod attendance;
 pub mod audit;
 pub mod auth;
 pub mod calendar;
+pub mod demo;
 pub mod disputes;
 pub mod face;
 pub mod patterns;

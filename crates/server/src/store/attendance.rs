@@ -79,36 +79,55 @@ pub struct NewAttendance {
 pub async fn insert(db: &impl Exec, user_id: i64, log: &NewAttendance) -> StoreResult<Option<AttendanceRecord>> {
     let statement = Query::insert()
         .into_table(AttendanceLogs::Table)
-        .columns([
-            AttendanceLogs::UserId,
-            AttendanceLogs::Timestamp,
-            AttendanceLogs::CameraId,
-            AttendanceLogs::Location,
-            AttendanceLogs::Confidence,
-            AttendanceLogs::Similarity,
-            AttendanceLogs::AntiSpoofScore,
-            AttendanceLogs::VerificationTime,
-            AttendanceLogs::Source,
-            AttendanceLogs::TaskId,
-            AttendanceLogs::Details,
-        ])
-        .values_panic([
-            user_id.into(),
-            log.timestamp.into(),
-            log.camera_id.clone().into(),
-            log.location.clone().into(),
-            log.confidence.into(),
-            log.similarity.into(),
-            log.anti_spoof_score.into(),
-            log.verification_time.into(),
-            log.source.into(),
-            log.task_id.clone().into(),
-            log.details.to_string().into(),
-        ])
+        .columns(insert_columns())
+        .values_panic(insert_values(user_id, log))
         .on_conflict(OnConflict::new().do_nothing().to_owned())
         .returning_all()
         .to_owned();
     db.fetch_optional(&statement).await
+}
+
+/// Inserts many logs in one statement, with no cooldown check and no events: for demo
+/// data and imports of history. Keep batches to about a thousand rows.
+pub async fn insert_many(db: &impl Exec, logs: &[(i64, NewAttendance)]) -> StoreResult<u64> {
+    let mut statement = Query::insert();
+    statement.into_table(AttendanceLogs::Table).columns(insert_columns());
+    for (user_id, log) in logs {
+        statement.values_panic(insert_values(*user_id, log));
+    }
+    db.execute(&statement).await
+}
+
+fn insert_columns() -> [AttendanceLogs; 11] {
+    [
+        AttendanceLogs::UserId,
+        AttendanceLogs::Timestamp,
+        AttendanceLogs::CameraId,
+        AttendanceLogs::Location,
+        AttendanceLogs::Confidence,
+        AttendanceLogs::Similarity,
+        AttendanceLogs::AntiSpoofScore,
+        AttendanceLogs::VerificationTime,
+        AttendanceLogs::Source,
+        AttendanceLogs::TaskId,
+        AttendanceLogs::Details,
+    ]
+}
+
+fn insert_values(user_id: i64, log: &NewAttendance) -> [SimpleExpr; 11] {
+    [
+        user_id.into(),
+        log.timestamp.into(),
+        log.camera_id.clone().into(),
+        log.location.clone().into(),
+        log.confidence.into(),
+        log.similarity.into(),
+        log.anti_spoof_score.into(),
+        log.verification_time.into(),
+        log.source.into(),
+        log.task_id.clone().into(),
+        log.details.to_string().into(),
+    ]
 }
 
 pub async fn find_for_task(db: &impl Exec, task_id: &str, user_id: i64) -> StoreResult<Option<AttendanceRecord>> {

@@ -85,40 +85,59 @@ pub struct UserFilter {
 }
 
 pub async fn insert(db: &Db, user: NewUser) -> StoreResult<UserRecord> {
-    let now = Utc::now();
     let statement = Query::insert()
         .into_table(Users::Table)
-        .columns([
-            Users::EmployeeId,
-            Users::Email,
-            Users::FirstName,
-            Users::LastName,
-            Users::Role,
-            Users::Department,
-            Users::PasswordHash,
-            Users::IsActive,
-            Users::FaceEnrolled,
-            Users::TokensValidAfter,
-            Users::CreatedAt,
-            Users::UpdatedAt,
-        ])
-        .values_panic([
-            user.employee_id.into(),
-            user.email.into(),
-            user.first_name.into(),
-            user.last_name.into(),
-            user.role.as_str().into(),
-            user.department.into(),
-            user.password_hash.into(),
-            true.into(),
-            false.into(),
-            now.into(),
-            now.into(),
-            now.into(),
-        ])
+        .columns(insert_columns())
+        .values_panic(insert_values(user))
         .returning_all()
         .to_owned();
     db.fetch_one_unique(&statement, UNIQUE_FIELDS).await
+}
+
+/// Inserts many users in one statement (demo data, imports); keep batches to a few
+/// hundred, under the backends' limits on parameters.
+pub async fn insert_many(db: &impl Exec, users: Vec<NewUser>) -> StoreResult<Vec<UserRecord>> {
+    let mut statement = Query::insert();
+    statement.into_table(Users::Table).columns(insert_columns()).returning_all();
+    for user in users {
+        statement.values_panic(insert_values(user));
+    }
+    db.fetch_all(&statement).await
+}
+
+fn insert_columns() -> [Users; 12] {
+    [
+        Users::EmployeeId,
+        Users::Email,
+        Users::FirstName,
+        Users::LastName,
+        Users::Role,
+        Users::Department,
+        Users::PasswordHash,
+        Users::IsActive,
+        Users::FaceEnrolled,
+        Users::TokensValidAfter,
+        Users::CreatedAt,
+        Users::UpdatedAt,
+    ]
+}
+
+fn insert_values(user: NewUser) -> [sea_query::SimpleExpr; 12] {
+    let now = Utc::now();
+    [
+        user.employee_id.into(),
+        user.email.into(),
+        user.first_name.into(),
+        user.last_name.into(),
+        user.role.as_str().into(),
+        user.department.into(),
+        user.password_hash.into(),
+        true.into(),
+        false.into(),
+        now.into(),
+        now.into(),
+        now.into(),
+    ]
 }
 
 pub async fn find_by_id(db: &impl Exec, id: i64) -> StoreResult<Option<UserRecord>> {
