@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::calendar::{Calendar, DateRange};
 use crate::domain::report;
-use crate::store::attendance::{self as attendance_store, AttendanceFilter, Grouping};
+use crate::store::attendance::{self as attendance_store, AttendanceFilter, Counting, Grouping};
 use crate::store::local_time::day_to_date;
 use crate::store::{Db, StoreResult};
 
@@ -127,7 +127,8 @@ pub async fn patterns(
     let present = present_per_day(db, &in_range, &offsets).await?;
     // Days before the first attendance are before the records begin, not days nobody came.
     let range = DateRange { from: present.keys().next().copied().unwrap_or(range.from).max(range.from), ..range };
-    let hours = attendance_store::tally(db, &in_range, &offsets, None, &[Grouping::Day, Grouping::Hour]).await?;
+    let hours =
+        attendance_store::tally(db, &in_range, &offsets, Counting::default(), &[Grouping::Day, Grouping::Hour]).await?;
     let mut arrivals_by_weekday_hour: BTreeMap<(u32, u32), i64> = BTreeMap::new();
     for tally in hours {
         let (Some(date), Some(hour)) = (tally.day.and_then(day_to_date), tally.hour) else { continue };
@@ -158,7 +159,7 @@ async fn present_per_day(
     filter: &AttendanceFilter,
     offsets: &crate::store::local_time::UtcOffsets,
 ) -> StoreResult<BTreeMap<NaiveDate, i64>> {
-    let days = attendance_store::tally(db, filter, offsets, None, &[Grouping::Day]).await?;
+    let days = attendance_store::tally(db, filter, offsets, Counting::default(), &[Grouping::Day]).await?;
     Ok(days.into_iter().filter_map(|tally| Some((day_to_date(tally.day?)?, tally.persons))).collect())
 }
 
@@ -172,7 +173,14 @@ async fn seasonal_rates(
     offsets: &crate::store::local_time::UtcOffsets,
 ) -> StoreResult<BTreeMap<Season, Option<f64>>> {
     let working = calendar.working_days().numbers();
-    let days = attendance_store::tally(db, filter, offsets, Some(&working), &[Grouping::Day]).await?;
+    let days = attendance_store::tally(
+        db,
+        filter,
+        offsets,
+        Counting { weekdays: Some(&working), person_days: true },
+        &[Grouping::Day],
+    )
+    .await?;
     let people: i64 = attendance_store::people_per_department(db, filter).await?.iter().map(|(_, n)| n).sum();
     let mut present: BTreeMap<Season, i64> = BTreeMap::new();
     for tally in days {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::domain::calendar::{Calendar, DateRange};
-use crate::store::attendance::{self as attendance_store, AttendanceFilter, Grouping};
+use crate::store::attendance::{self as attendance_store, AttendanceFilter, Counting, Grouping};
 use crate::store::local_time::day_to_date;
 use crate::store::users::UserRecord;
 use crate::store::{Db, StoreResult};
@@ -76,11 +76,11 @@ pub async fn attendance_report(
     let (from, to) = (filter.from.expect("in range"), filter.to.expect("in range"));
     let offsets = calendar.offsets(from, to);
     let working_weekdays = calendar.working_days().numbers();
-    let working = Some(working_weekdays.as_slice());
+    let on_working_days = Counting { weekdays: Some(working_weekdays.as_slice()), person_days: true };
     let working_days = calendar.working_dates(range).count() as i64;
 
     let people = attendance_store::people_per_department(db, &filter).await?;
-    let present = attendance_store::tally(db, &filter, &offsets, working, &[Grouping::Department]).await?;
+    let present = attendance_store::tally(db, &filter, &offsets, on_working_days, &[Grouping::Department]).await?;
     let present: BTreeMap<String, i64> =
         present.into_iter().filter_map(|tally| Some((tally.department?, tally.person_days))).collect();
     let departments: BTreeMap<String, DepartmentStats> = people
@@ -100,8 +100,8 @@ pub async fn attendance_report(
     let total_employees = people.iter().map(|(_, employees)| employees).sum::<i64>();
     let present_person_days = departments.values().map(|stats| stats.present_person_days).sum::<i64>();
     let expected_person_days = total_employees * working_days;
-    let totals = attendance_store::tally(db, &filter, &offsets, None, &[]).await?;
-    let days = attendance_store::tally(db, &filter, &offsets, None, &[Grouping::Day]).await?;
+    let totals = attendance_store::tally(db, &filter, &offsets, Counting::default(), &[]).await?;
+    let days = attendance_store::tally(db, &filter, &offsets, Counting::default(), &[Grouping::Day]).await?;
     let present_by_day: BTreeMap<NaiveDate, i64> =
         days.into_iter().filter_map(|tally| Some((day_to_date(tally.day?)?, tally.persons))).collect();
     Ok(AttendanceReport {
@@ -136,13 +136,13 @@ pub async fn people_attendance(
     let filter = in_range(calendar, range, filter);
     let offsets = calendar.offsets(filter.from.expect("in range"), filter.to.expect("in range"));
     let working_weekdays = calendar.working_days().numbers();
+    let on_working_days = Counting { weekdays: Some(working_weekdays.as_slice()), person_days: true };
     let working_days = calendar.working_dates(range).count() as i64;
     let people = attendance_store::people(db, &filter, limit).await?;
-    let on_working_days =
-        attendance_store::tally(db, &filter, &offsets, Some(&working_weekdays), &[Grouping::Person]).await?;
+    let on_working_days = attendance_store::tally(db, &filter, &offsets, on_working_days, &[Grouping::Person]).await?;
     let on_working_days: BTreeMap<i64, i64> =
         on_working_days.into_iter().filter_map(|tally| Some((tally.user_id?, tally.person_days))).collect();
-    let arrivals = attendance_store::tally(db, &filter, &offsets, None, &[Grouping::Person]).await?;
+    let arrivals = attendance_store::tally(db, &filter, &offsets, Counting::default(), &[Grouping::Person]).await?;
     let arrivals: BTreeMap<i64, FirstAndLast> =
         arrivals.into_iter().filter_map(|tally| Some((tally.user_id?, (tally.first_at, tally.last_at)))).collect();
     Ok(people

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{Datelike, Days, Months, NaiveDate};
 
 use crate::domain::calendar::{Calendar, DateRange};
-use crate::store::attendance::{self as attendance_store, AttendanceFilter, Grouping};
+use crate::store::attendance::{self as attendance_store, AttendanceFilter, Counting, Grouping};
 use crate::store::{Db, StoreResult};
 
 /// The span a summary covers when its dates are not given.
@@ -97,10 +97,11 @@ pub async fn summarise(
     let (from, to) = calendar.instants(range);
     let filter = AttendanceFilter { from: Some(from), to: Some(to), ..filter };
     let offsets = calendar.offsets(from, to);
-    let totals = attendance_store::tally(db, &filter, &offsets, None, &[]).await?;
+    let totals = attendance_store::tally(db, &filter, &offsets, Counting::default(), &[]).await?;
     let total = totals.first();
-    let departments = attendance_store::tally(db, &filter, &offsets, None, &[Grouping::Department]).await?;
-    let hours = attendance_store::tally(db, &filter, &offsets, None, &[Grouping::Hour]).await?;
+    let departments =
+        attendance_store::tally(db, &filter, &offsets, Counting::default(), &[Grouping::Department]).await?;
+    let hours = attendance_store::tally(db, &filter, &offsets, Counting::default(), &[Grouping::Hour]).await?;
     Ok(Summary {
         range,
         total_attendances: total.map_or(0, |t| t.attendances),

@@ -387,15 +387,24 @@ pub struct Tally {
     pub last_at: Option<DateTime<Utc>>,
 }
 
+/// What [`tally`] counts beyond logs and people.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counting<'a> {
+    /// Only logs of these local weekdays (0 = Monday … 6 = Sunday).
+    pub weekdays: Option<&'a [u32]>,
+    /// Count [`Tally::person_days`] (a distinct count over every log's local day: the
+    /// costly measure, left at 0 unless asked for).
+    pub person_days: bool,
+}
+
 /// Counts of the valid logs that `filter` selects, grouped in the database (no rows are
 /// loaded): one [`Tally`] per group, or one for everything when `groups` is empty. Days
-/// and hours are local by `offsets`, which must cover the filter's time range. With
-/// `weekdays` (0 = Monday … 6 = Sunday), only logs of those local weekdays count.
+/// and hours are local by `offsets`, which must cover the filter's time range.
 pub async fn tally(
     db: &Db,
     filter: &AttendanceFilter,
     offsets: &UtcOffsets,
-    weekdays: Option<&[u32]>,
+    counting: Counting<'_>,
     groups: &[Grouping],
 ) -> StoreResult<Vec<Tally>> {
     let local = LocalSeconds::of(db.backend(), r#""attendance_logs"."timestamp""#, offsets);
@@ -409,10 +418,17 @@ pub async fn tally(
         .cond_where(AttendanceFilter { status: Some(VALID), ..filter.clone() }.condition())
         .expr_as(Expr::col((AttendanceLogs::Table, AttendanceLogs::Id)).count(), SqlAlias::new("attendances"))
         .expr_as(user_column().count_distinct(), SqlAlias::new("persons"))
-        .expr_as(Expr::cust(format!("COUNT(DISTINCT {person_day})")), SqlAlias::new("person_days"))
+        .expr_as(
+            Expr::cust(if counting.person_days {
+                format!("COUNT(DISTINCT {person_day})")
+            } else {
+                "CAST(0 AS BIGINT)".into()
+            }),
+            SqlAlias::new("person_days"),
+        )
         .expr_as(Expr::col((AttendanceLogs::Table, AttendanceLogs::Timestamp)).min(), SqlAlias::new("first_at"))
         .expr_as(Expr::col((AttendanceLogs::Table, AttendanceLogs::Timestamp)).max(), SqlAlias::new("last_at"));
-    if let Some(weekdays) = weekdays {
+    if let Some(weekdays) = counting.weekdays {
         let listed = weekdays.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
         // 1970-01-01, local day 0, was a Thursday (weekday 3).
         statement.and_where(Expr::cust(format!("(({}) + 3) % 7 IN ({listed})", local.day_sql())));
