@@ -27,7 +27,7 @@ fi
 "$bin" demo-data --people "$people" --days "$days"
 ROLLCALL_BIND=127.0.0.1:$port ROLLCALL_ADMIN_EMAIL=admin@example.com ROLLCALL_ADMIN_PASSWORD=bench-password-1 \
   ROLLCALL_RATE_LIMIT_REPORTS_REQUESTS=1000000 ROLLCALL_RATE_LIMIT_GENERAL_REQUESTS=1000000 \
-  ROLLCALL_MODELS_DIR=$PWD/data/models RUST_LOG=warn "$bin" serve 2>"$data/server.log" &
+  ROLLCALL_MODELS_DIR=$PWD/data/models RUST_LOG=warn "$bin" serve >"$data/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 300); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.2; done
