@@ -269,18 +269,7 @@ pub async fn mark(
         None => return Err(ApiError::NotFound(format!("no employee with employee_id {}", employee_id.as_str()))),
     };
     let marked_by = admin.audit_name();
-    let log = NewAttendance {
-        timestamp: request.timestamp,
-        camera_id: None,
-        location: None,
-        confidence: None,
-        similarity: None,
-        anti_spoof_score: None,
-        verification_time: None,
-        source: "manual",
-        task_id: None,
-        details: json!({"reason": reason, "marked_by": marked_by}),
-    };
+    let log = NewAttendance::manual(request.timestamp, json!({"reason": reason, "marked_by": marked_by}));
     let record = match state.attendance.log(None, Arrival { user: &user, log }).await.map_err(ApiError::internal)? {
         Logged::New(record) => record,
         Logged::Cooldown { previous, previous_id } => {

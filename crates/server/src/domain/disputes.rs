@@ -157,19 +157,8 @@ pub async fn resolve(
 
 /// The manual mark an accepted missed arrival makes.
 fn missed_arrival_mark(dispute: &DisputeRecord, claimed_at: DateTime<Utc>, by: &str) -> NewAttendance {
-    NewAttendance {
-        timestamp: claimed_at,
-        camera_id: None,
-        location: None,
-        confidence: None,
-        similarity: None,
-        anti_spoof_score: None,
-        verification_time: None,
-        source: "manual",
-        task_id: None,
-        details: json!({"reason": format!("dispute {}: {}", dispute.id, dispute.reason), "marked_by": by,
-            "dispute_id": dispute.id}),
-    }
+    let reason = format!("dispute {}: {}", dispute.id, dispute.reason);
+    NewAttendance::manual(claimed_at, json!({"reason": reason, "marked_by": by, "dispute_id": dispute.id}))
 }
 
 fn resolved_event(dispute: &DisputeRecord, user: &UserRecord) -> Event {

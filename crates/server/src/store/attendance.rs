@@ -75,6 +75,25 @@ pub struct NewAttendance {
     pub details: serde_json::Value,
 }
 
+impl NewAttendance {
+    /// An arrival entered by hand at `timestamp`: no camera, no scores; `details` say why
+    /// and by whom.
+    pub fn manual(timestamp: DateTime<Utc>, details: serde_json::Value) -> Self {
+        Self {
+            timestamp,
+            camera_id: None,
+            location: None,
+            confidence: None,
+            similarity: None,
+            anti_spoof_score: None,
+            verification_time: None,
+            source: "manual",
+            task_id: None,
+            details,
+        }
+    }
+}
+
 /// Inserts `user_id`'s log. `None` when this task already logged this person (a re-run).
 pub async fn insert(db: &impl Exec, user_id: i64, log: &NewAttendance) -> StoreResult<Option<AttendanceRecord>> {
     let statement = Query::insert()
