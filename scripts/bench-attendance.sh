@@ -37,6 +37,9 @@ token=$(curl -sf "$base/api/v1/auth/login/" -H 'content-type: application/json' 
   -d '{"email":"admin@example.com","password":"bench-password-1"}' | field access)
 count=$(curl -sf "$base/api/v1/attendance/logs/?page_size=1" -H "Authorization: Bearer $token" | field count)
 deep=$((count / 50 / 2))
+# The log just before the deep page: keyset paging starts after it.
+before=$(curl -sf "$base/api/v1/attendance/logs/?page_size=50&page=$((deep - 1))" -H "Authorization: Bearer $token" |
+  python3 -c "import json, sys; print(json.load(sys.stdin)['results'][-1]['id'])")
 yesterday=$(date -u -d yesterday +%F)
 month_ago=$(date -u -d '30 days ago' +%F)
 
@@ -51,6 +54,7 @@ echo "|---|---|---|"
 for request in \
   "attendance/logs/?page_size=50" \
   "attendance/logs/?page_size=50&page=$deep" \
+  "attendance/logs/?page_size=50&before=$before" \
   "attendance/logs/?page_size=50&department=Physics&date_from=$month_ago" \
   "attendance/summary/?date_from=$yesterday" \
   "attendance/summary/?date_from=$month_ago&date_to=$yesterday" \

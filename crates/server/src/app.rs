@@ -88,7 +88,7 @@ impl App {
         let webhook_wakeup = Wakeup::default();
         let events = Arc::new(EventBus::new(vec![Arc::new(WebhookOutbox::new(webhook_wakeup.clone()))]));
         let cooldown = std::time::Duration::from_secs(config.attendance_cooldown_secs);
-        let attendance = Arc::new(AttendanceDesk::new(db.clone(), events.clone(), cooldown));
+        let attendance = Arc::new(AttendanceDesk::new(db.clone(), events.clone(), sealer.clone(), cooldown));
         let calendar = Calendar::new(config.timezone, config.working_days);
         let shutdown = CancellationToken::new();
         let face = Arc::new(face_service(&config, engine)?);
@@ -132,6 +132,7 @@ impl App {
             events: self.events.clone(),
             attendance: self.attendance.clone(),
             keep_enrollment_images: self.config.keep_enrollment_images,
+            keep_arrival_evidence: self.config.keep_arrival_evidence,
         }
     }
 

@@ -60,6 +60,9 @@ pub struct Config {
     #[serde(deserialize_with = "empty_as_none")]
     pub data_key: Option<SecretString>,
     pub keep_enrollment_images: bool,
+    pub keep_arrival_evidence: bool,
+    #[serde(deserialize_with = "retention_days")]
+    pub evidence_retention_days: u32,
     pub attendance_cooldown_secs: u64,
     /// The institution's time zone: what a date or an hour means in filters and reports.
     pub timezone: chrono_tz::Tz,
@@ -174,6 +177,15 @@ fn working_days<'de, D: serde::Deserializer<'de>>(d: D) -> Result<WorkingDays, D
         return Err(serde::de::Error::custom("working_days names no day"));
     }
     Ok(WorkingDays::new(&days))
+}
+
+/// Days to keep something: 1 to 3,650 (ten years).
+fn retention_days<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let days = u32::deserialize(d)?;
+    if !(1..=3_650).contains(&days) {
+        return Err(serde::de::Error::custom(format!("{days} days: keep evidence 1 to 3650 days")));
+    }
+    Ok(days)
 }
 
 /// An empty string means "not set" (the defaults file can only spell a missing value so).

@@ -99,12 +99,21 @@ pub async fn run_with_engine(
     Ok(())
 }
 
-/// Periodic upkeep that keeps memory bounded.
+/// Periodic upkeep: memory kept bounded, expired evidence purged (at start, then hourly).
 async fn housekeeping(state: AppState) {
+    const PURGE_EVERY_TICKS: u32 = 60;
+    let retention = domain::evidence::Retention { days: state.config.evidence_retention_days };
     let mut tick = tokio::time::interval(Duration::from_secs(60));
-    loop {
+    for ticks in 0u32.. {
         tick.tick().await;
         state.limiter.forget_idle();
+        if ticks % PURGE_EVERY_TICKS == 0 {
+            match retention.purge_expired(&state.db, chrono::Utc::now()).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, days = retention.days, "expired arrival evidence purged"),
+                Err(error) => tracing::warn!(%error, "cannot purge expired arrival evidence; will try again"),
+            }
+        }
     }
 }
 

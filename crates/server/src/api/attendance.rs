@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -19,9 +20,11 @@ use crate::app::AppState;
 use crate::domain::attendance::{self, Arrival, AttendanceFilter, Logged, NewAttendance, SOURCES, Voided};
 use crate::domain::audit::{self, AuditEvent, ClientInfo};
 use crate::domain::calendar::{Calendar, DateRange};
+use crate::domain::evidence::{self, Retention};
 use crate::domain::summary::{Period, summarise};
 use crate::domain::users::{EmployeeId, parse_text};
-use crate::store::attendance::{self as attendance_store, AttendanceListing};
+use crate::store::attendance::{self as attendance_store, AttendanceListing, PageStart};
+use crate::store::evidence as evidence_store;
 use crate::store::users as user_store;
 
 /// The longest camera id and department name a filter may name.
@@ -124,6 +127,10 @@ pub struct LogsQuery {
     pub source: Option<String>,
     /// `valid` or `voided`; both when absent.
     pub status: Option<String>,
+    /// Keyset paging: the logs listed after log `before` (the last id of the page before).
+    /// It costs the same at any depth, where `page` costs more the deeper it goes; `next`
+    /// links continue with it. Not with `page`.
+    pub before: Option<i64>,
 }
 
 impl LogsQuery {
@@ -178,12 +185,29 @@ pub async fn list_logs(
     Query(query): Query<LogsQuery>,
     Query(page): Query<PageParams>,
 ) -> ApiResult<Json<Paginated<AttendanceLog>>> {
+    let before = query.before;
+    if before.is_some() && page.page.is_some() {
+        return Err(ApiError::validation("before", "pages go by page or by before, not both"));
+    }
     let page = page.page()?;
     let mut filter = query.into_filter(&state.calendar)?;
     let readable = attendance::readable_by(&state.db, &caller).await?.ok_or_else(ApiError::forbidden)?;
     readable.restrict(&mut filter);
-    let (logs, count) = attendance_store::list(&state.db, &filter, page.limit(), page.offset()).await?;
-    Ok(Json(Paginated::new(logs.into_iter().map(AttendanceLog::from).collect(), count, page, &url)))
+    let Some(before) = before else {
+        let start = PageStart::Offset(page.offset());
+        let (logs, count) = attendance_store::list(&state.db, &filter, page.limit(), start).await?;
+        return Ok(Json(Paginated::new(logs.into_iter().map(AttendanceLog::from).collect(), count, page, &url)));
+    };
+    let after = attendance_store::find(&state.db, before)
+        .await?
+        .ok_or_else(|| ApiError::validation("before", format!("no attendance log {before}")))?;
+    let start = PageStart::After { timestamp: after.timestamp, id: after.id };
+    // One more than the page tells whether another page follows.
+    let (mut logs, count) = attendance_store::list(&state.db, &filter, page.limit() + 1, start).await?;
+    let more = logs.len() as u64 > page.limit();
+    logs.truncate(page.limit() as usize);
+    let last_id = logs.last().map(|listing| listing.record.id).filter(|_| more);
+    Ok(Json(Paginated::after(logs.into_iter().map(AttendanceLog::from).collect(), count, last_id, &url)))
 }
 
 /// One log with what it was decided on.
@@ -200,6 +224,16 @@ pub struct AttendanceLogDetail {
     /// integration sent.
     #[schema(value_type = Object)]
     pub evidence: serde_json::Value,
+    /// Face logs, while their crop is kept (`keep_arrival_evidence`): where to fetch it.
+    pub face_crop: Option<FaceCropLink>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FaceCropLink {
+    /// The crop as `image/jpeg`, for admins (`GET /api/v1/attendance/logs/{id}/face/`).
+    pub url: String,
+    /// When it is purged (`evidence_retention_days` after the arrival was logged).
+    pub kept_until: DateTime<Utc>,
 }
 
 /// One attendance log with its evidence: why the system logged it. For admins.
@@ -217,7 +251,42 @@ pub async fn get_log(
         .ok_or_else(|| ApiError::NotFound(format!("no attendance log {id}")))?;
     let evidence = serde_json::from_str(&listing.record.details).unwrap_or(serde_json::Value::Null);
     let (location, task_id) = (listing.record.location.clone(), listing.record.task_id.clone());
-    Ok(Json(AttendanceLogDetail { log: AttendanceLog::from(listing), location, task_id, evidence }))
+    let retention = Retention { days: state.config.evidence_retention_days };
+    let face_crop = evidence_store::kept_at(&state.db, id).await?.map(|kept_at| FaceCropLink {
+        url: format!("/api/v1/attendance/logs/{id}/face/"),
+        kept_until: retention.kept_until(kept_at),
+    });
+    Ok(Json(AttendanceLogDetail { log: AttendanceLog::from(listing), location, task_id, evidence, face_crop }))
+}
+
+/// The face crop a face log was decided on (`image/jpeg`, at most 224 px on a side), for
+/// admins checking a disputed log. Kept encrypted for `evidence_retention_days`; 404 once
+/// purged, when evidence is not kept, and for logs of other sources. Every view is audited
+/// (`arrival_evidence_viewed`).
+#[utoipa::path(get, path = "/attendance/logs/{id}/face/", tag = "attendance",
+    params(("id" = i64, Path, description = "Attendance log id")),
+    responses((status = 200, content_type = "image/jpeg", description = "The face crop"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "No such log, or no crop kept for it")))]
+pub async fn get_face_crop(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    client: ClientInfo,
+    Path(id): Path<i64>,
+) -> ApiResult<Response> {
+    let crop = evidence::face_crop(&state.db, &state.sealer, id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::NotFound(format!("no face crop is kept for attendance log {id}")))?;
+    let details = json!({"attendance_id": id});
+    audit::record(
+        &state.db,
+        &client,
+        AuditEvent::success("arrival_evidence_viewed", Some(admin.audit_name()), details),
+    )
+    .await;
+    let headers = [(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-store")];
+    Ok((headers, crop).into_response())
 }
 
 /// The longest reason a manual mark may give.
@@ -270,20 +339,21 @@ pub async fn mark(
     };
     let marked_by = admin.audit_name();
     let log = NewAttendance::manual(request.timestamp, json!({"reason": reason, "marked_by": marked_by}));
-    let record = match state.attendance.log(None, Arrival { user: &user, log }).await.map_err(ApiError::internal)? {
-        Logged::New(record) => record,
-        Logged::Cooldown { previous, previous_id } => {
-            return Err(ApiError::Conflict(format!(
-                "employee {} has attendance log {previous_id} at {} within the cooldown of {} s",
-                employee_id.as_str(),
-                previous.to_rfc3339_opts(SecondsFormat::Secs, true),
-                state.attendance.cooldown().as_secs(),
-            )));
-        }
-        Logged::AlreadyByThisTask(record) => {
-            return Err(ApiError::internal(anyhow::anyhow!("a manual mark found task log {}", record.id)));
-        }
-    };
+    let record =
+        match state.attendance.log(None, Arrival::without_crop(&user, log)).await.map_err(ApiError::internal)? {
+            Logged::New(record) => record,
+            Logged::Cooldown { previous, previous_id } => {
+                return Err(ApiError::Conflict(format!(
+                    "employee {} has attendance log {previous_id} at {} within the cooldown of {} s",
+                    employee_id.as_str(),
+                    previous.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    state.attendance.cooldown().as_secs(),
+                )));
+            }
+            Logged::AlreadyByThisTask(record) => {
+                return Err(ApiError::internal(anyhow::anyhow!("a manual mark found task log {}", record.id)));
+            }
+        };
     let details = json!({"employee_id": user.employee_id, "attendance_id": record.id, "timestamp": record.timestamp, "reason": reason});
     audit::record(&state.db, &client, AuditEvent::success("attendance_mark", Some(marked_by.clone()), details)).await;
     let log = AttendanceLog::from(AttendanceListing::of(record, &user));

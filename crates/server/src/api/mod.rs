@@ -126,6 +126,7 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(attendance::mark))
         .routes(routes!(attendance::summary))
         .routes(routes!(attendance::get_log))
+        .routes(routes!(attendance::get_face_crop))
         // Dashboards poll the live numbers: the general quota, not the reports' 10 a minute.
         .routes(routes!(reports::real_time))
         .routes(routes!(attendance::void_log))

@@ -86,16 +86,25 @@ impl FromRequestParts<AppState> for RequestUrl {
 
 impl RequestUrl {
     fn with_page(&self, page: u64) -> String {
+        self.with_only("page", &page.to_string(), &[])
+    }
+
+    /// This URL with `key=value` in place of any earlier `key`, and without `dropped`.
+    fn with_only(&self, key: &str, value: &str, dropped: &[&str]) -> String {
         let mut url = self.0.clone();
-        let pairs: Vec<(String, String)> =
-            self.0.query_pairs().filter(|(k, _)| k != "page").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let pairs: Vec<(String, String)> = self
+            .0
+            .query_pairs()
+            .filter(|(k, _)| k != key && !dropped.contains(&k.as_ref()))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
         {
             let mut query = url.query_pairs_mut();
             query.clear();
             for (key, value) in &pairs {
                 query.append_pair(key, value);
             }
-            query.append_pair("page", &page.to_string());
+            query.append_pair(key, value);
         }
         url.to_string()
     }
@@ -108,5 +117,12 @@ impl<T> Paginated<T> {
         let last_page = count_u.div_ceil(page.size).max(1);
         let previous = (page.number > 1).then(|| url.with_page((page.number - 1).min(last_page)));
         Self { count, next, previous, results }
+    }
+
+    /// A page of keyset paging: `next` continues after the item `last_id` names (with
+    /// `before=`), when there are more; no `previous`.
+    pub fn after(results: Vec<T>, count: i64, last_id: Option<i64>, url: &RequestUrl) -> Self {
+        let next = last_id.map(|id| url.with_only("before", &id.to_string(), &["page"]));
+        Self { count, next, previous: None, results }
     }
 }

@@ -96,6 +96,7 @@ pub static POLICY: &[Guard] = &[
     // Summaries follow the logs' rule: the handler counts only what the caller may read.
     route(Method::GET, "/api/v1/attendance/summary/", Access::AdminOrSelf),
     route(Method::GET, "/api/v1/attendance/logs/{id}/", ADMIN),
+    route(Method::GET, "/api/v1/attendance/logs/{id}/face/", ADMIN),
     route(Method::POST, "/api/v1/attendance/logs/{id}/void/", ADMIN),
     // People dispute their own logs and see their own disputes; admins see and resolve all.
     route(Method::POST, "/api/v1/attendance/disputes/", Access::AdminOrSelf),

@@ -410,9 +410,9 @@ pub async fn incoming_attendance(
             });
         }
     };
-    let arrival = Arrival {
-        user: &user,
-        log: NewAttendance {
+    let arrival = Arrival::without_crop(
+        &user,
+        NewAttendance {
             timestamp,
             camera_id,
             location,
@@ -424,7 +424,7 @@ pub async fn incoming_attendance(
             task_id: None,
             details: json!({"reported_by": principal.audit_name()}),
         },
-    };
+    );
     let logged = state.attendance.log(None, arrival).await.map_err(ApiError::internal)?;
     let response = match logged {
         Logged::New(record) => IncomingAttendanceResponse {

@@ -8,12 +8,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use crate::crypto::Sealer;
 use crate::domain::auth::Principal;
 use crate::domain::users::Role;
 use crate::events::{Event, EventBus, EventKind};
 use crate::queue::begin_for_task;
 use crate::store::attendance::{self as attendance_store, AttendanceRecord};
 pub use crate::store::attendance::{AttendanceFilter, NewAttendance};
+use crate::store::evidence as evidence_store;
+use crate::store::sealed;
 use crate::store::tasks::TaskClaim;
 use crate::store::users as user_store;
 use crate::store::users::UserRecord;
@@ -24,6 +27,15 @@ use crate::store::{Db, StoreResult, Tx};
 pub struct Arrival<'a> {
     pub user: &'a UserRecord,
     pub log: NewAttendance,
+    /// The face crop it was decided on (JPEG), kept sealed with the log.
+    pub face_crop: Option<Vec<u8>>,
+}
+
+impl<'a> Arrival<'a> {
+    /// An arrival kept with no face crop (manual marks, reports, or evidence turned off).
+    pub fn without_crop(user: &'a UserRecord, log: NewAttendance) -> Self {
+        Self { user, log, face_crop: None }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -52,13 +64,15 @@ impl Logged {
 pub struct AttendanceDesk {
     db: Db,
     events: Arc<EventBus>,
+    /// Seals face crops for their log.
+    sealer: Sealer,
     /// Zero: no cooldown, every arrival is logged.
     cooldown: Duration,
 }
 
 impl AttendanceDesk {
-    pub fn new(db: Db, events: Arc<EventBus>, cooldown: Duration) -> Self {
-        Self { db, events, cooldown }
+    pub fn new(db: Db, events: Arc<EventBus>, sealer: Sealer, cooldown: Duration) -> Self {
+        Self { db, events, sealer, cooldown }
     }
 
     pub fn cooldown(&self) -> Duration {
@@ -102,6 +116,12 @@ impl AttendanceDesk {
         let Some(record) = attendance_store::insert(tx, user.id, &arrival.log).await? else {
             anyhow::bail!("attendance for task {:?} appeared while it was being logged", arrival.log.task_id);
         };
+        // Erasing a person's face data clears `face_enrolled` under the same row lock:
+        // a crop arriving after the erasure is not kept.
+        if let Some(crop) = arrival.face_crop.as_ref().filter(|_| user.face_enrolled) {
+            let sealed = self.sealer.seal(crop, &sealed::arrival_evidence_binding(record.id));
+            evidence_store::insert(tx, record.id, sealed, Utc::now()).await?;
+        }
         let event = attendance_event(&user, &record);
         self.events.record(tx, &event).await?;
         Ok((Logged::New(record), Some(event)))

@@ -127,7 +127,7 @@ pub async fn resolve(
                 if !user.is_active {
                     return Ok(Resolved::Deactivated);
                 }
-                let arrival = Arrival { user: &user, log: missed_arrival_mark(&dispute, claimed_at, by) };
+                let arrival = Arrival::without_crop(&user, missed_arrival_mark(&dispute, claimed_at, by));
                 match desk.log_in(&tx, arrival).await? {
                     (Logged::New(record), event) => {
                         events.extend(event);

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod calendar;
 pub mod demo;
 pub mod disputes;
+pub mod evidence;
 pub mod face;
 pub mod patterns;
 pub mod report;

@@ -328,19 +328,41 @@ impl AttendanceFilter {
 
 /// One page of logs, newest first (ties by id, newest first), and how many match. The
 /// order is served by the `attendance_logs_time_id` index.
+/// Where a page of the listing starts: after `offset` logs, or after a given log (keyset
+/// paging, which costs the same at any depth).
+#[derive(Debug, Clone, Copy)]
+pub enum PageStart {
+    Offset(u64),
+    /// After the log of this timestamp and id, in the listing's order.
+    After {
+        timestamp: DateTime<Utc>,
+        id: i64,
+    },
+}
+
+/// A page of the logs `filter` matches, newest first (ties: the higher id first), and how
+/// many logs it matches in all.
 pub async fn list(
     db: &Db,
     filter: &AttendanceFilter,
     limit: u64,
-    offset: u64,
+    start: PageStart,
 ) -> StoreResult<(Vec<AttendanceListing>, i64)> {
-    let page = listing_query()
-        .cond_where(filter.condition())
+    let log = |column| Expr::col((AttendanceLogs::Table, column));
+    let mut page = listing_query();
+    page.cond_where(filter.condition())
         .order_by((AttendanceLogs::Table, AttendanceLogs::Timestamp), Order::Desc)
         .order_by((AttendanceLogs::Table, AttendanceLogs::Id), Order::Desc)
-        .limit(limit)
-        .offset(offset)
-        .to_owned();
+        .limit(limit);
+    match start {
+        PageStart::Offset(offset) => {
+            page.offset(offset);
+        }
+        PageStart::After { timestamp, id } => {
+            let position = Expr::tuple([log(AttendanceLogs::Timestamp).into(), log(AttendanceLogs::Id).into()]);
+            page.and_where(position.lt(Expr::tuple([timestamp.into(), id.into()])));
+        }
+    }
     let count = Query::select()
         .expr_as(Expr::col((AttendanceLogs::Table, AttendanceLogs::Id)).count(), Alias::Count)
         .from(AttendanceLogs::Table)

@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod attendance;
 pub mod audit;
 pub mod disputes;
+pub mod evidence;
 pub mod incidents;
 pub mod lease;
 pub mod local_time;

@@ -45,7 +45,18 @@ pub const TASK_PAYLOADS: SealedColumn =
 pub const WEBHOOK_SECRETS: SealedColumn =
     SealedColumn { table: "webhooks", key: "id", owner: "id", sealed: "secret", purpose: "secret", key_is_text: false };
 
-pub const ALL: [&SealedColumn; 4] = [&FACE_TEMPLATES, &ENROLLMENT_IMAGES, &TASK_PAYLOADS, &WEBHOOK_SECRETS];
+/// A face log's crop is bound to its log.
+pub const ARRIVAL_EVIDENCE: SealedColumn = SealedColumn {
+    table: "arrival_evidence",
+    key: "attendance_id",
+    owner: "attendance_id",
+    sealed: "crop",
+    purpose: "crop",
+    key_is_text: false,
+};
+
+pub const ALL: [&SealedColumn; 5] =
+    [&FACE_TEMPLATES, &ENROLLMENT_IMAGES, &TASK_PAYLOADS, &WEBHOOK_SECRETS, &ARRIVAL_EVIDENCE];
 
 impl SealedColumn {
     fn binding(&self, owner: impl std::fmt::Display) -> Binding {
@@ -71,6 +82,11 @@ pub fn task_payload_binding(task_id: &str) -> Binding {
 /// What a webhook's signing secret is sealed for.
 pub fn webhook_secret_binding(webhook_id: i64) -> Binding {
     WEBHOOK_SECRETS.binding(webhook_id)
+}
+
+/// What the face crop of attendance log `attendance_id` is sealed for.
+pub fn arrival_evidence_binding(attendance_id: i64) -> Binding {
+    ARRIVAL_EVIDENCE.binding(attendance_id)
 }
 
 /// A row's primary key.

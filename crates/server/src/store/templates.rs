@@ -63,8 +63,10 @@ async fn set_enrolled(db: &impl Exec, user_id: i64, enrolled: bool) -> StoreResu
     db.execute(&statement).await.map(drop)
 }
 
-/// Erases a person's template and kept photos. False when there was no template.
+/// Erases a person's template, kept photos and the face crops of their logs. False when
+/// there was no template.
 pub async fn erase(db: &impl Exec, user_id: i64) -> StoreResult<bool> {
+    super::evidence::erase_for_user(db, user_id).await?;
     let images = Query::delete()
         .from_table(EnrollmentImages::Table)
         .and_where(Expr::col(EnrollmentImages::UserId).eq(user_id))

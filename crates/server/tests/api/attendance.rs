@@ -149,6 +149,38 @@ async fn filters_and_pages_return_exactly_the_matching_logs() {
 }
 
 #[tokio::test]
+async fn keyset_pages_follow_next_through_every_log_once_ties_included() {
+    let app = spawn_app().await;
+    let week = a_week_of_logs(&app).await;
+    let token = &app.admin_token;
+    // From the first page's last log, following `next` links.
+    let first = logs(&app, token, "?page_size=2").await;
+    let mut seen = ids(&first);
+    let mut query = format!("?page_size=2&before={}", seen[1]);
+    loop {
+        let page = logs(&app, token, &query).await;
+        assert_eq!(page["count"], 6, "the count is of every matching log: {page}");
+        assert_eq!(page["previous"], Value::Null);
+        seen.extend(ids(&page));
+        let Some(next) = page["next"].as_str() else { break };
+        assert!(next.contains("before=") && !next.contains("page=2"), "{next}");
+        query = format!("?{}", next.split_once('?').unwrap().1);
+    }
+    assert_eq!(seen, week.newest_first, "the two logs of one instant each once, in order");
+
+    // With a filter: the filter holds on every page.
+    let cam1 = week.ids_where(|_, _, camera| camera == Some("CAM1"));
+    let after_first = logs(&app, token, &format!("?camera_id=CAM1&before={}", cam1[0])).await;
+    assert_eq!(ids(&after_first), cam1[1..]);
+    assert_eq!(after_first["next"], Value::Null);
+
+    for bad in ["?before=999999", "?before=abc", &format!("?before={}&page=2", cam1[0])] {
+        let response = app.get(&format!("/attendance/logs/{bad}"), token).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
+
+#[tokio::test]
 async fn faculty_see_their_department_and_students_their_own_logs() {
     let app = spawn_app().await;
     let week = a_week_of_logs(&app).await;

@@ -11,6 +11,7 @@ mod data_key;
 mod disputes;
 mod errors;
 mod events;
+mod evidence;
 mod face;
 mod operations;
 mod rate_limits;

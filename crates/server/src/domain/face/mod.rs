@@ -204,8 +204,9 @@ fn open_template(sealer: &Sealer, sealed: &templates::SealedTemplate) -> anyhow:
     Ok(Template::from_bytes(&bytes)?)
 }
 
-/// Erases a person's biometric data — template, kept photos, and their enrollments still
-/// queued or running (with the photos in them) — in one transaction; then the matching
+/// Erases a person's biometric data — template, kept photos, the face crops of their
+/// logs, and their enrollments still queued or running (with the photos in them) — in one
+/// transaction; then the matching
 /// index forgets them. False when there was no template.
 pub async fn erase(db: &Db, face: &FaceService, user_id: i64) -> anyhow::Result<bool> {
     let tx = db.begin().await?;
@@ -225,6 +226,8 @@ pub struct FaceTasks {
     pub attendance: Arc<AttendanceDesk>,
     /// Keep the photos a template was made from, sealed (`keep_enrollment_images`).
     pub keep_enrollment_images: bool,
+    /// Keep the face crop of each face arrival, sealed (`keep_arrival_evidence`).
+    pub keep_arrival_evidence: bool,
 }
 
 #[async_trait::async_trait]

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rollcall_face::{
-    Decision, DecisionRule, FaceAnalysis, FaceIndex, FaceRejection, Identification, QualityIssue, ThresholdRule,
+    Decision, DecisionRule, DecodedImage, FaceAnalysis, FaceIndex, FaceRejection, Identification, QualityIssue,
+    ThresholdRule,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -76,11 +77,23 @@ struct FaceDecision {
     reason_detail: Option<Value>,
     user_id: Option<i64>,
     decision: Option<Decision>,
+    /// The face cut from the photo (JPEG), for a recognised face when arrival evidence is kept.
+    face_crop: Option<Vec<u8>>,
 }
 
 impl FaceDecision {
     fn is_spoof(&self) -> bool {
         self.reason == Some("spoof")
+    }
+
+    /// Cuts the face out of `image` when it was recognised and `keep` is on: the arrival
+    /// it logs keeps it as evidence.
+    fn with_crop(mut self, image: &DecodedImage, keep: bool) -> Self {
+        if keep && self.user_id.is_some() {
+            self.face_crop =
+                self.face.as_ref().and_then(|face| rollcall_face::evidence_crop(image, &face.detection.bbox));
+        }
+        self
     }
 }
 
@@ -92,6 +105,7 @@ fn from_identification(identification: Identification) -> FaceDecision {
             reason_detail: serde_json::to_value(&reason).ok(),
             user_id: None,
             decision: None,
+            face_crop: None,
         },
         Identification::Searched { face, decision, .. } => decide(face, decision),
     }
@@ -102,7 +116,7 @@ fn decide(face: FaceAnalysis, decision: Decision) -> FaceDecision {
         Decision::Recognised { identity, .. } => (None, identity.parse().ok()),
         Decision::NotRecognised { reason, .. } => (Some(reject_code(*reason)), None),
     };
-    FaceDecision { face: Some(face), reason, reason_detail: None, user_id, decision: Some(decision) }
+    FaceDecision { face: Some(face), reason, reason_detail: None, user_id, decision: Some(decision), face_crop: None }
 }
 
 fn reject_code(reason: rollcall_face::RejectReason) -> &'static str {
@@ -120,14 +134,16 @@ pub(super) async fn run_verify(tasks: &FaceTasks, task: &Task) -> Result<Value, 
     let index = tasks.face.index();
     let rule = *tasks.face.rule();
     let image = std::mem::take(&mut request.image);
+    let keep_crop = tasks.keep_arrival_evidence;
     let decided = blocking(move || {
         let decoded =
             engine.decode_base64(&image).map_err(|e| TaskFailure::permanent(format!("invalid image: {e}")))?;
         let index = index.read().expect("index lock");
-        engine.identify_with(&decoded, &*index, &rule).map_err(|e| TaskFailure::retryable(e.to_string()))
+        let identification =
+            engine.identify_with(&decoded, &*index, &rule).map_err(|e| TaskFailure::retryable(e.to_string()))?;
+        Ok::<_, TaskFailure>(from_identification(identification).with_crop(&decoded, keep_crop))
     })
     .await??;
-    let decided = from_identification(decided);
     let context = Context {
         task_id: &task.id,
         claim: task.claim(),
@@ -244,7 +260,7 @@ async fn face_result(
         "face_box": result["face_box"],
     });
     let scores = Scores { confidence, similarity, anti_spoof_score: liveness.map(|l| l.anti_spoof_score) };
-    let outcome = log_arrival(tasks, context, &user, scores, evidence).await?;
+    let outcome = log_arrival(tasks, context, &user, scores, evidence, decided.face_crop.clone()).await?;
     match outcome {
         Logged::New(record) | Logged::AlreadyByThisTask(record) => {
             result["attendance_logged"] = json!(true);
@@ -271,6 +287,7 @@ async fn log_arrival(
     user: &UserRecord,
     scores: Scores,
     evidence: Value,
+    face_crop: Option<Vec<u8>>,
 ) -> Result<Logged, TaskFailure> {
     let log = NewAttendance {
         timestamp: context.captured_at,
@@ -284,7 +301,7 @@ async fn log_arrival(
         task_id: Some(context.task_id.to_owned()),
         details: evidence,
     };
-    let arrival = Arrival { user, log };
+    let arrival = Arrival { user, log, face_crop };
     Ok(tasks.attendance.log(Some(&context.claim), arrival).await?)
 }
 
@@ -411,6 +428,7 @@ async fn analyse_frame(
 ) -> Result<Result<Vec<FaceDecision>, String>, TaskFailure> {
     let engine = tasks.face.engine()?;
     let index = tasks.face.index();
+    let keep_crop = tasks.keep_arrival_evidence;
     blocking(move || {
         let decoded = match engine.decode_base64(&image) {
             Ok(decoded) => decoded,
@@ -421,7 +439,7 @@ async fn analyse_frame(
         let mut decided = Vec::new();
         for detection in detections.into_iter().take(max_faces) {
             let face = engine.analyze_face(&decoded, detection).map_err(|e| TaskFailure::retryable(e.to_string()))?;
-            decided.push(decide_face(face, &*index, &rule, quality_threshold));
+            decided.push(decide_face(face, &*index, &rule, quality_threshold).with_crop(&decoded, keep_crop));
         }
         Ok(Ok(decided))
     })
@@ -455,6 +473,7 @@ fn decide_face(
             face: Some(face),
             user_id: None,
             decision: None,
+            face_crop: None,
         };
     }
     let search = index.search(face.embedding.as_ref().expect("checked above"));
