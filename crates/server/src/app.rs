@@ -133,6 +133,7 @@ impl App {
             attendance: self.attendance.clone(),
             keep_enrollment_images: self.config.keep_enrollment_images,
             keep_arrival_evidence: self.config.keep_arrival_evidence,
+            incident_window: std::time::Duration::from_secs(self.config.incident_window_secs),
         }
     }
 

@@ -63,6 +63,7 @@ pub struct Config {
     pub keep_arrival_evidence: bool,
     #[serde(deserialize_with = "retention_days")]
     pub evidence_retention_days: u32,
+    pub incident_window_secs: u64,
     pub attendance_cooldown_secs: u64,
     /// The institution's time zone: what a date or an hour means in filters and reports.
     pub timezone: chrono_tz::Tz,

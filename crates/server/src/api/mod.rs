@@ -13,6 +13,7 @@ pub mod events;
 pub mod extract;
 pub mod face;
 pub mod health;
+pub mod incidents;
 pub mod middleware;
 pub mod pagination;
 pub mod policy;
@@ -135,6 +136,12 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(disputes::reject_dispute))
         .routes(routes!(face::enroll))
         .routes(routes!(face::erase_template))
+        .routes(routes!(incidents::report_incident))
+        .routes(routes!(incidents::list_incidents))
+        .routes(routes!(incidents::get_incident))
+        .routes(routes!(incidents::get_incident_image))
+        .routes(routes!(incidents::acknowledge_incident))
+        .routes(routes!(incidents::resolve_incident))
         .merge(webhooks::routes())
         .merge(events::routes())
         .layer(axum::middleware::from_fn_with_state((state.clone(), Category::General), middleware::rate_limit));

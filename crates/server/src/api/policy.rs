@@ -79,6 +79,13 @@ pub static POLICY: &[Guard] = &[
     undocumented(Method::PATCH, "/api/v1/users/{id}/", Access::AdminOrSelf),
     route(Method::DELETE, "/api/v1/users/{id}/", ADMIN),
     route(Method::GET, "/api/v1/security/audit-logs/", ADMIN),
+    // Kiosks and cameras report incidents with API keys of any role.
+    route(Method::POST, "/api/v1/security/report-incident/", Access::Authenticated),
+    route(Method::GET, "/api/v1/security/incidents/", ADMIN),
+    route(Method::GET, "/api/v1/security/incidents/{id}/", ADMIN),
+    route(Method::GET, "/api/v1/security/incidents/{id}/image/", ADMIN),
+    route(Method::POST, "/api/v1/security/incidents/{id}/acknowledge/", ADMIN),
+    route(Method::POST, "/api/v1/security/incidents/{id}/resolve/", ADMIN),
     route(Method::POST, "/api/v1/face/enroll/", ADMIN),
     // Only admins can enroll, so only admins can own an enrollment task.
     route(Method::GET, "/api/v1/face/enroll/status/{task_id}/", ADMIN),

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod disputes;
 pub mod evidence;
 pub mod face;
+pub mod incidents;
 pub mod patterns;
 pub mod report;
 pub mod summary;

@@ -55,8 +55,18 @@ pub const ARRIVAL_EVIDENCE: SealedColumn = SealedColumn {
     key_is_text: false,
 };
 
-pub const ALL: [&SealedColumn; 5] =
-    [&FACE_TEMPLATES, &ENROLLMENT_IMAGES, &TASK_PAYLOADS, &WEBHOOK_SECRETS, &ARRIVAL_EVIDENCE];
+/// A photo sent with an incident report is bound to its incident.
+pub const INCIDENT_IMAGES: SealedColumn = SealedColumn {
+    table: "incident_images",
+    key: "incident_id",
+    owner: "incident_id",
+    sealed: "image",
+    purpose: "image",
+    key_is_text: false,
+};
+
+pub const ALL: [&SealedColumn; 6] =
+    [&FACE_TEMPLATES, &ENROLLMENT_IMAGES, &TASK_PAYLOADS, &WEBHOOK_SECRETS, &ARRIVAL_EVIDENCE, &INCIDENT_IMAGES];
 
 impl SealedColumn {
     fn binding(&self, owner: impl std::fmt::Display) -> Binding {
@@ -87,6 +97,11 @@ pub fn webhook_secret_binding(webhook_id: i64) -> Binding {
 /// What the face crop of attendance log `attendance_id` is sealed for.
 pub fn arrival_evidence_binding(attendance_id: i64) -> Binding {
     ARRIVAL_EVIDENCE.binding(attendance_id)
+}
+
+/// What the photo sent with incident `incident_id` is sealed for.
+pub fn incident_image_binding(incident_id: i64) -> Binding {
+    INCIDENT_IMAGES.binding(incident_id)
 }
 
 /// A row's primary key.

@@ -74,6 +74,9 @@ async fn rotating_the_data_key_reseals_everything_and_old_format_data_still_open
     let receiver = Receiver::start(0).await;
     let secret = "a-secret-that-outlives-its-key";
     create_webhook(&app, json!({"url": receiver.url, "events": ["attendance_logged"], "secret": secret})).await;
+    let report = json!({"type": "other", "description": "a photo to re-seal", "image": photo("biden.jpg")});
+    let reported = app.post("/security/report-incident/", Some(&app.admin_token), report).await;
+    assert_eq!(reported.status(), StatusCode::CREATED);
     let stopped = app.stop().await;
 
     // The template and the webhook secret as an older version stored them.

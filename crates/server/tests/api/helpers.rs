@@ -167,6 +167,20 @@ pub fn face_engine() -> std::sync::Arc<rollcall_face::FaceEngine> {
         .clone()
 }
 
+/// A server whose engine judges every face a spoof (liveness threshold 1): how tests
+/// see what a presentation attack sets off.
+pub async fn spawn_app_refusing_every_face(customise: impl FnOnce(&mut Config)) -> TestApp {
+    static ENGINE: std::sync::OnceLock<std::sync::Arc<rollcall_face::FaceEngine>> = std::sync::OnceLock::new();
+    let engine = ENGINE
+        .get_or_init(|| {
+            let mut config = rollcall_face::EngineConfig::new(workspace_dir("ROLLCALL_MODELS_DIR", "data/models"));
+            config.anti_spoof_threshold = Some(1.0);
+            std::sync::Arc::new(rollcall_face::FaceEngine::load(&config).expect("the face models load"))
+        })
+        .clone();
+    spawn(customise, Some(engine), None).await
+}
+
 /// A test photo's bytes (face_recognition 1.3.0's test images, fetched by `make fixtures`).
 pub fn fixture(name: &str) -> Vec<u8> {
     let dir = workspace_dir("ROLLCALL_FIXTURES_DIR", "fixtures").join("images");

@@ -13,6 +13,7 @@ mod errors;
 mod events;
 mod evidence;
 mod face;
+mod incidents;
 mod operations;
 mod rate_limits;
 mod reports;

@@ -228,6 +228,8 @@ pub struct FaceTasks {
     pub keep_enrollment_images: bool,
     /// Keep the face crop of each face arrival, sealed (`keep_arrival_evidence`).
     pub keep_arrival_evidence: bool,
+    /// Failed liveness checks at one camera this close together count on one incident.
+    pub incident_window: std::time::Duration,
 }
 
 #[async_trait::async_trait]

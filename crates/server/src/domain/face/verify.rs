@@ -18,7 +18,7 @@ use crate::domain::attendance::{Arrival, Logged, NewAttendance};
 use crate::domain::audit::{self, AuditEvent, Requester};
 use crate::events::{Event, EventKind};
 use crate::queue::{Task, TaskFailure, begin_for_task};
-use crate::store::incidents::{self, NewIncident};
+use crate::store::incidents::{self, Counted, NewIncident, Sighting};
 use crate::store::tasks::TaskClaim;
 use crate::store::users::{self, UserRecord};
 
@@ -146,6 +146,7 @@ pub(super) async fn run_verify(tasks: &FaceTasks, task: &Task) -> Result<Value, 
     .await??;
     let context = Context {
         task_id: &task.id,
+        owner: &task.owner,
         claim: task.claim(),
         camera_id: request.camera_id.as_deref(),
         location: request.location.as_deref(),
@@ -186,6 +187,8 @@ async fn audit_verification(
 
 struct Context<'a> {
     task_id: &'a str,
+    /// Who submitted the task (`user:<id>`, `api_key:<id>`).
+    owner: &'a str,
     /// Every write of the task is conditioned on it.
     claim: TaskClaim,
     camera_id: Option<&'a str>,
@@ -305,21 +308,34 @@ async fn log_arrival(
     Ok(tasks.attendance.log(Some(&context.claim), arrival).await?)
 }
 
-/// Opens a spoofing incident and records `spoofing_detected`, once per task: a task run
-/// again finds its incident and records nothing more. The event's key comes from the task.
+/// Counts a failed liveness check on the open spoofing incident of its camera (of its
+/// submitter, without a camera) seen within the incident window, or opens one; and
+/// records `spoofing_detected`. Once per task: a task run again finds its sighting and
+/// records nothing more. The event's key comes from the task.
 async fn report_spoof(tasks: &FaceTasks, context: &Context<'_>, decided: &FaceDecision) -> Result<(), TaskFailure> {
     let score = decided.face.as_ref().and_then(|f| f.liveness).map(|l| round4(l.anti_spoof_score));
     let details = json!({"anti_spoof_score": score, "task_id": context.task_id, "location": context.location});
-    let incident = NewIncident {
-        kind: "spoofing_attempt",
-        camera_id: context.camera_id.map(str::to_owned),
-        severity: "medium",
-        description: "a face failed the liveness check".into(),
-        details: details.to_string(),
-        task_id: Some(context.task_id.to_owned()),
+    let group_key = match context.camera_id {
+        Some(camera) => format!("spoofing_attempt|camera:{camera}"),
+        None => format!("spoofing_attempt|{}", context.owner),
+    };
+    let sighting = Sighting {
+        task_id: context.task_id.to_owned(),
+        group_key,
+        incident: NewIncident {
+            kind: "spoofing_attempt".into(),
+            camera_id: context.camera_id.map(str::to_owned),
+            severity: "medium".into(),
+            description: "a face failed the liveness check".into(),
+            details: details.to_string(),
+            occurred_at: context.captured_at,
+            reported_by: None,
+        },
     };
     let tx = begin_for_task(&tasks.db, Some(&context.claim)).await?;
-    let Some(record) = incidents::insert(&tx, incident).await.map_err(|e| TaskFailure::retryable(e.to_string()))?
+    let window = chrono::Duration::from_std(tasks.incident_window).unwrap_or(chrono::Duration::MAX);
+    let Counted::Now(record) =
+        incidents::count_sighting(&tx, sighting, window).await.map_err(|e| TaskFailure::retryable(e.to_string()))?
     else {
         return Ok(());
     };
@@ -329,6 +345,7 @@ async fn report_spoof(tasks: &FaceTasks, context: &Context<'_>, decided: &FaceDe
         timestamp: Utc::now(),
         data: json!({
             "incident_id": record.id,
+            "occurrences": record.occurrences,
             "camera_id": context.camera_id,
             "location": context.location,
             "anti_spoof_score": score,
@@ -364,6 +381,7 @@ pub(super) async fn run_bulk(tasks: &FaceTasks, task: &Task) -> Result<Value, Ta
         let decided = analyse_frame(tasks, frame.image, max_faces, request.options.quality_threshold, rule).await?;
         let context = Context {
             task_id: &task.id,
+            owner: &task.owner,
             claim: task.claim(),
             camera_id: frame.camera_id.as_deref(),
             location: frame.location.as_deref(),
