@@ -50,6 +50,10 @@ pub struct App {
     pub inflight_bodies: InflightBytes,
     /// Live statistics of the requests served in the last minutes.
     pub requests: Arc<crate::telemetry::RequestStats>,
+    /// What `/metrics` exposes.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// What this process's task workers are doing.
+    pub workers: Arc<crate::queue::worker::WorkerStats>,
 }
 
 /// Shared handle to the [`App`], cheap to clone into handlers.
@@ -120,6 +124,8 @@ impl App {
             admission,
             inflight_bodies,
             requests: Arc::default(),
+            metrics: Arc::default(),
+            workers: Arc::default(),
         })
     }
 
@@ -134,6 +140,7 @@ impl App {
             keep_enrollment_images: self.config.keep_enrollment_images,
             keep_arrival_evidence: self.config.keep_arrival_evidence,
             incident_window: std::time::Duration::from_secs(self.config.incident_window_secs),
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -146,6 +153,7 @@ impl App {
             retry_base: std::time::Duration::from_millis(self.config.webhook_retry_base_ms),
             max_attempts: self.config.webhook_max_attempts,
             allow_private_networks: self.config.webhook_allow_private_networks,
+            metrics: self.metrics.clone(),
         }
     }
 }

@@ -64,6 +64,9 @@ pub struct Config {
     #[serde(deserialize_with = "retention_days")]
     pub evidence_retention_days: u32,
     pub incident_window_secs: u64,
+    /// When set, `/metrics` needs `Authorization: Bearer <metrics_token>`.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub metrics_token: Option<SecretString>,
     pub attendance_cooldown_secs: u64,
     /// The institution's time zone: what a date or an hour means in filters and reports.
     pub timezone: chrono_tz::Tz,

@@ -13,6 +13,7 @@ pub mod domain;
 pub mod events;
 pub mod key_rotation;
 pub mod limiter;
+pub mod metrics;
 pub mod outbound;
 pub mod queue;
 pub mod render;
@@ -62,6 +63,7 @@ pub async fn run_with_engine(
         Arc::new(state.face_tasks()),
         state.config.task_workers(),
         lease,
+        queue::worker::WorkerObservers { stats: state.workers.clone(), metrics: state.metrics.clone() },
         state.shutdown.clone(),
     );
     tracing::info!(%address, database = state.db.backend_name(), "rollcall is listening");

@@ -70,6 +70,11 @@ impl RequestStats {
         slot.total_secs += elapsed.as_secs_f64();
     }
 
+    /// Time since the stats started (with the server).
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
     pub fn recent(&self) -> RecentRequests {
         let now = self.minute_now();
         let minutes = self.minutes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

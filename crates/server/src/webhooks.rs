@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::crypto::Sealer;
 use crate::domain::users::Invalid;
 use crate::events::{Event, EventKind, EventSink};
+use crate::metrics::Metrics;
 use crate::outbound;
 use crate::store::webhooks::{self as webhook_store, DeliveryRecord, Outcome};
 use crate::store::{Db, Tx};
@@ -169,6 +170,7 @@ pub struct DelivererParts {
     pub max_attempts: u32,
     /// Whether receivers may be on loopback, private or link-local networks.
     pub allow_private_networks: bool,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Sends deliveries until `shutdown` is cancelled, then waits a moment for those in
@@ -259,6 +261,7 @@ struct Deliverer {
     retry_base: Duration,
     max_attempts: u32,
     allow_private_networks: bool,
+    metrics: Arc<Metrics>,
 }
 
 impl Deliverer {
@@ -271,6 +274,7 @@ impl Deliverer {
             retry_base: parts.retry_base,
             max_attempts: parts.max_attempts.max(1),
             allow_private_networks: parts.allow_private_networks,
+            metrics: parts.metrics,
         })
     }
 
@@ -300,11 +304,12 @@ impl Deliverer {
             Outcome::Retry { next_attempt_at, .. } => Some(*next_attempt_at),
             _ => None,
         };
-        let status = match &outcome {
-            Outcome::Delivered { .. } => webhook_store::DELIVERED,
-            Outcome::Retry { .. } => webhook_store::PENDING,
-            Outcome::Failed { .. } => webhook_store::FAILED,
+        let (status, counted_as) = match &outcome {
+            Outcome::Delivered { .. } => (webhook_store::DELIVERED, "delivered"),
+            Outcome::Retry { .. } => (webhook_store::PENDING, "retried"),
+            Outcome::Failed { .. } => (webhook_store::FAILED, "failed"),
         };
+        self.metrics.record_webhook_delivery(counted_as);
         match webhook_store::record_outcome(&self.db, &delivery.claim(), outcome).await {
             Ok(true) => {
                 tracing::info!(

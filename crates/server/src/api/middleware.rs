@@ -2,7 +2,7 @@
 //! shape for responses axum makes itself (404, 405, 413), and logging of 5xx causes.
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -18,6 +18,10 @@ use crate::limiter::{self, Category, Decision};
 /// without credentials goes on, and the access policy ([`super::policy`]) refuses it on
 /// routes that need a caller.
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    // A scraper's bearer token is the `metrics_token`, no account's: `/metrics` checks it.
+    if request.uri().path() == super::system::METRICS_PATH {
+        return next.run(request).await;
+    }
     match principal_of(&state, request.headers()).await {
         Ok(Some(principal)) => {
             request.extensions_mut().insert(principal);
@@ -125,10 +129,27 @@ pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Respon
     ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
 }
 
-/// Counts every request, its duration and whether it failed, in [`App::requests`](crate::app::App::requests).
+/// Counts every request, its duration and whether it failed, in
+/// [`App::requests`](crate::app::App::requests) and, by route template and status, in
+/// [`App::metrics`](crate::app::App::metrics).
 pub async fn measure(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
+    let method = request.method().clone();
     let response = next.run(request).await;
-    state.requests.record(started.elapsed(), response.status().is_server_error());
+    let elapsed = started.elapsed();
+    state.requests.record(elapsed, response.status().is_server_error());
+    let route = response.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    state.metrics.record_request(method.as_str(), route, response.status().as_u16(), elapsed);
+    response
+}
+
+/// Hands the route's template to [`measure`], outside the router, with the response
+/// (a route layer sees the matched route; outer layers do not).
+pub async fn tag_route(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(route);
+    }
     response
 }

@@ -18,6 +18,7 @@ pub mod middleware;
 pub mod pagination;
 pub mod policy;
 pub mod reports;
+pub mod system;
 pub mod users;
 pub mod webhooks;
 
@@ -46,8 +47,8 @@ use crate::limiter::Category;
     tags(
         (name = "auth", description = "Login, tokens and API keys"),
         (name = "users", description = "People and their roles"),
-        (name = "security", description = "Audit log"),
-        (name = "operations", description = "Health probes"),
+        (name = "security", description = "Audit log and security incidents"),
+        (name = "operations", description = "Health probes, system health and metrics"),
         (name = "webhooks", description = "Outgoing webhooks, their delivery log, and incoming attendance"),
         (name = "events", description = "Live events (Server-Sent Events)"),
         (name = "face", description = "Enrollment, verification and biometric erasure"),
@@ -82,6 +83,7 @@ pub fn router(state: AppState) -> Router {
     let operations = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route(system::METRICS_PATH, get(system::prometheus_metrics))
         .route(
             "/api/v1/openapi.json",
             get(move || async move { ([("content-type", "application/json")], openapi_json) }),
@@ -92,6 +94,7 @@ pub fn router(state: AppState) -> Router {
     v1.merge(operations)
         // Every route: who is calling, then whether the access policy lets them in.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), policy::enforce))
+        .route_layer(axum::middleware::from_fn(middleware::tag_route))
         // A known path with a method it does not serve is no route: answer 405 without
         // the policy, which would refuse it as a route missing from its table.
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
@@ -136,6 +139,8 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(disputes::reject_dispute))
         .routes(routes!(face::enroll))
         .routes(routes!(face::erase_template))
+        .routes(routes!(system::system_health))
+        .routes(routes!(system::system_metrics))
         .routes(routes!(incidents::report_incident))
         .routes(routes!(incidents::list_incidents))
         .routes(routes!(incidents::get_incident))

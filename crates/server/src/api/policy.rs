@@ -79,6 +79,8 @@ pub static POLICY: &[Guard] = &[
     undocumented(Method::PATCH, "/api/v1/users/{id}/", Access::AdminOrSelf),
     route(Method::DELETE, "/api/v1/users/{id}/", ADMIN),
     route(Method::GET, "/api/v1/security/audit-logs/", ADMIN),
+    route(Method::GET, "/api/v1/system/health/", ADMIN),
+    route(Method::GET, "/api/v1/system/metrics/", ADMIN),
     // Kiosks and cameras report incidents with API keys of any role.
     route(Method::POST, "/api/v1/security/report-incident/", Access::Authenticated),
     route(Method::GET, "/api/v1/security/incidents/", ADMIN),
@@ -132,6 +134,8 @@ pub static POLICY: &[Guard] = &[
     },
     undocumented(Method::GET, "/healthz", Access::Public),
     undocumented(Method::GET, "/readyz", Access::Public),
+    // Prometheus scrapes without an account; `metrics_token` makes the handler ask for one.
+    undocumented(Method::GET, "/metrics", Access::Public),
     undocumented(Method::GET, "/api/v1/openapi.json", Access::Public),
     undocumented(Method::GET, "/api/docs", Access::Public),
     undocumented(Method::GET, "/api/docs/", Access::Public),
@@ -333,6 +337,7 @@ mod tests {
                 "/api/v1/auth/logout/",
                 "/healthz",
                 "/readyz",
+                "/metrics",
                 "/api/v1/openapi.json",
                 "/api/docs",
                 "/api/docs/",

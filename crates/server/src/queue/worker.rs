@@ -3,6 +3,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
@@ -11,6 +12,59 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{Recorded, Task, TaskFailure, TaskQueue};
+use crate::metrics::Metrics;
+
+/// What this process's workers are doing, for the health check.
+#[derive(Debug)]
+pub struct WorkerStats {
+    alive: AtomicUsize,
+    busy: AtomicUsize,
+    /// Milliseconds after `started` of the latest sign of life of any worker; 0: none yet.
+    last_beat_ms: AtomicU64,
+    started: Instant,
+}
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        Self {
+            alive: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
+            last_beat_ms: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl WorkerStats {
+    /// Workers running (claiming or working).
+    pub fn alive(&self) -> usize {
+        self.alive.load(Ordering::Relaxed)
+    }
+
+    /// Workers running a task now.
+    pub fn busy(&self) -> usize {
+        self.busy.load(Ordering::Relaxed)
+    }
+
+    /// How long ago a worker last showed it is alive (it does at least every half second
+    /// while idle, and when each task ends); `None` before the first.
+    pub fn heartbeat_age(&self) -> Option<Duration> {
+        let beat = self.last_beat_ms.load(Ordering::Relaxed);
+        (beat > 0).then(|| self.started.elapsed().saturating_sub(Duration::from_millis(beat)))
+    }
+
+    fn beat(&self) {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX).max(1);
+        self.last_beat_ms.store(now, Ordering::Relaxed);
+    }
+}
+
+/// What workers report to: their stats and the task metrics.
+#[derive(Clone)]
+pub struct WorkerObservers {
+    pub stats: Arc<WorkerStats>,
+    pub metrics: Arc<Metrics>,
+}
 
 /// Runs one kind of work; the face service implements it.
 #[async_trait::async_trait]
@@ -27,13 +81,17 @@ pub fn spawn_workers(
     runner: Arc<dyn TaskRunner>,
     workers: usize,
     lease: Duration,
+    observers: WorkerObservers,
     shutdown: CancellationToken,
 ) -> Vec<JoinHandle<()>> {
     (0..workers)
         .map(|n| {
-            let (queue, runner, shutdown) = (queue.clone(), runner.clone(), shutdown.clone());
+            let (queue, runner, shutdown, observers) =
+                (queue.clone(), runner.clone(), shutdown.clone(), observers.clone());
             tokio::spawn(async move {
-                work(n, queue, runner, lease, shutdown).await;
+                observers.stats.alive.fetch_add(1, Ordering::Relaxed);
+                work(n, queue, runner, lease, &observers, shutdown).await;
+                observers.stats.alive.fetch_sub(1, Ordering::Relaxed);
                 tracing::info!(worker = n, "task worker stopped");
             })
         })
@@ -45,15 +103,21 @@ async fn work(
     queue: Arc<dyn TaskQueue>,
     runner: Arc<dyn TaskRunner>,
     lease: Duration,
+    observers: &WorkerObservers,
     shutdown: CancellationToken,
 ) {
     while !shutdown.is_cancelled() {
+        observers.stats.beat();
         if !runner.ready() {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
         match queue.claim().await {
-            Ok(Some(task)) => run_one(&queue, &runner, task, lease).await,
+            Ok(Some(task)) => {
+                observers.stats.busy.fetch_add(1, Ordering::Relaxed);
+                run_one(&queue, &runner, task, lease, &observers.metrics).await;
+                observers.stats.busy.fetch_sub(1, Ordering::Relaxed);
+            }
             Ok(None) => {
                 tokio::select! {
                     () = queue.wait_for_work(Duration::from_millis(500)) => {}
@@ -68,13 +132,26 @@ async fn work(
     }
 }
 
-async fn run_one(queue: &Arc<dyn TaskQueue>, runner: &Arc<dyn TaskRunner>, task: Task, lease: Duration) {
+async fn run_one(
+    queue: &Arc<dyn TaskQueue>,
+    runner: &Arc<dyn TaskRunner>,
+    task: Task,
+    lease: Duration,
+    metrics: &Metrics,
+) {
     let started = Instant::now();
     let task = Arc::new(task);
     let heartbeat = keep_alive(queue.clone(), task.clone(), lease / 3);
     let outcome = AssertUnwindSafe(runner.run(&task)).catch_unwind().await;
     heartbeat.abort();
     let elapsed = started.elapsed();
+    let counted_as = match &outcome {
+        Ok(Ok(_)) => "completed",
+        Ok(Err(failure)) if failure.lease_lost => "lease_lost",
+        Ok(Err(failure)) if failure.retryable && task.attempt < task.max_attempts => "retried",
+        _ => "failed",
+    };
+    metrics.record_task(task.kind.as_str(), counted_as, elapsed);
     let recorded = match outcome {
         Ok(Err(failure)) if failure.lease_lost => Ok(Recorded::LeaseLost),
         Ok(Ok(result)) => {

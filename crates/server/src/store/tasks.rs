@@ -257,3 +257,47 @@ pub async fn recent_processing_ms(db: &Db, kind: &str, limit: u64) -> StoreResul
     let rows: Vec<Duration> = db.fetch_all(&statement).await?;
     Ok(rows.into_iter().filter_map(|row| row.processing_ms).collect())
 }
+
+/// How many tasks wait, per kind (kinds with none are absent).
+pub async fn queued_per_kind(db: &Db) -> StoreResult<Vec<(String, i64)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        kind: String,
+        count: i64,
+    }
+    let statement = Query::select()
+        .column(Tasks::Kind)
+        .expr_as(Expr::col(Tasks::Id).count(), Alias::Count)
+        .from(Tasks::Table)
+        .and_where(Expr::col(Tasks::Status).eq(QUEUED))
+        .group_by_col(Tasks::Kind)
+        .to_owned();
+    let rows: Vec<Row> = db.fetch_all(&statement).await?;
+    Ok(rows.into_iter().map(|row| (row.kind, row.count)).collect())
+}
+
+/// Tasks that ended, per kind and status (`completed`, `failed`), with their mean
+/// processing time: what the task table remembers across restarts.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Ended {
+    pub kind: String,
+    pub status: String,
+    pub count: i64,
+    pub mean_processing_ms: Option<f64>,
+}
+
+pub async fn ended_per_kind(db: &Db) -> StoreResult<Vec<Ended>> {
+    let statement = Query::select()
+        .columns([Tasks::Kind, Tasks::Status])
+        .expr_as(Expr::col(Tasks::Id).count(), Alias::Count)
+        .expr_as(
+            Expr::cust(r#"AVG(CAST("processing_ms" AS DOUBLE PRECISION))"#),
+            sea_query::Alias::new("mean_processing_ms"),
+        )
+        .from(Tasks::Table)
+        .and_where(Expr::col(Tasks::Status).is_in([COMPLETED, FAILED]))
+        .group_by_col(Tasks::Kind)
+        .group_by_col(Tasks::Status)
+        .to_owned();
+    db.fetch_all(&statement).await
+}

@@ -19,6 +19,7 @@ mod rate_limits;
 mod reports;
 mod roles;
 mod summary;
+mod system;
 mod trust;
 mod users;
 mod webhooks;

@@ -197,6 +197,12 @@ impl FaceService {
     fn index(&self) -> Arc<RwLock<ExactIndex>> {
         self.index.clone()
     }
+
+    /// People in the matching index.
+    pub fn enrolled(&self) -> usize {
+        use rollcall_face::FaceIndex as _;
+        self.index.read().expect("index lock").len()
+    }
 }
 
 fn open_template(sealer: &Sealer, sealed: &templates::SealedTemplate) -> anyhow::Result<Template> {
@@ -230,6 +236,8 @@ pub struct FaceTasks {
     pub keep_arrival_evidence: bool,
     /// Failed liveness checks at one camera this close together count on one incident.
     pub incident_window: std::time::Duration,
+    /// Counts recognitions by outcome.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 #[async_trait::async_trait]

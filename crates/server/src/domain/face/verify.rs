@@ -206,6 +206,8 @@ async fn face_result(
     decided: &FaceDecision,
     logged: &mut HashSet<i64>,
 ) -> Result<Value, TaskFailure> {
+    let outcome = if decided.user_id.is_some() { "recognised" } else { decided.reason.unwrap_or("not_recognised") };
+    tasks.metrics.record_recognition(outcome);
     let face = decided.face.as_ref();
     let liveness = face.and_then(|f| f.liveness);
     let (similarity, margin, confidence) = match &decided.decision {

@@ -1,0 +1,425 @@
+//! `/system/health/` and `/system/metrics/` for admins, and `/metrics` for Prometheus.
+//!
+//! Health `status` rules:
+//! - `unhealthy`: the database does not answer (within 3 s).
+//! - `degraded`: the face engine is not loaded (loading, or failed to load); fewer task
+//!   workers run than are configured; no worker has shown it is alive for 10 s; the oldest
+//!   queued task has waited longer than `max_queue_wait_secs`; or more than 5% of the
+//!   requests of the last 5 minutes failed with a 5xx.
+//! - `healthy` otherwise.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::Json;
+use crate::app::AppState;
+use crate::domain::face::EngineState;
+use crate::queue::TaskKind;
+use crate::store::tasks::{self, COMPLETED};
+use crate::telemetry::WINDOW_MINUTES;
+
+/// Where Prometheus scrapes.
+pub const METRICS_PATH: &str = "/metrics";
+
+/// How long the database may take to answer the health check.
+const DATABASE_TIMEOUT: Duration = Duration::from_secs(3);
+/// A worker shows it is alive at least every half second while idle.
+const STALE_HEARTBEAT: Duration = Duration::from_secs(10);
+/// A share of 5xx answers above this makes the service degraded.
+const DEGRADED_ERROR_RATE: f64 = 0.05;
+
+#[derive(Serialize, ToSchema)]
+pub struct SystemHealth {
+    /// `healthy`, `degraded` or `unhealthy` (rules in the description).
+    pub status: &'static str,
+    pub timestamp: DateTime<Utc>,
+    pub services: Services,
+    pub performance: Performance,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Services {
+    pub database: DatabaseHealth,
+    /// `not_configured` in the embedded mode.
+    pub redis: NotConfigured,
+    /// `not_configured` in the embedded mode: the task queue is a table of the database.
+    pub rabbitmq: NotConfigured,
+    pub task_queue: QueueHealth,
+    pub ai_workers: WorkerHealth,
+    /// Cameras are not managed yet: `not_configured`.
+    pub cameras: NotConfigured,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NotConfigured {
+    pub status: &'static str,
+}
+
+const NOT_CONFIGURED: NotConfigured = NotConfigured { status: "not_configured" };
+
+#[derive(Serialize, ToSchema)]
+pub struct DatabaseHealth {
+    /// `healthy` or `unhealthy`.
+    pub status: &'static str,
+    /// Seconds of one round trip (`SELECT 1`).
+    pub response_time: f64,
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
+    pub connections_in_use: u32,
+    pub connections_idle: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct QueueHealth {
+    /// `healthy`, or `backlogged` when the oldest task has waited longer than
+    /// `max_queue_wait_secs`.
+    pub status: &'static str,
+    /// `database`: the embedded queue.
+    pub backend: &'static str,
+    pub queue_size: i64,
+    /// Tasks waiting, per kind (`enroll`, `verify`, `bulk_verify`).
+    pub queued: BTreeMap<String, i64>,
+    /// Seconds the oldest queued task has waited; `null` with none queued.
+    pub oldest_wait: Option<f64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WorkerHealth {
+    /// `healthy`, `degraded` or `loading` (the face models are loading).
+    pub status: &'static str,
+    /// Workers of this process running now.
+    pub active_workers: usize,
+    pub configured_workers: usize,
+    /// Workers running a task now.
+    pub busy_workers: usize,
+    /// Seconds since a worker last showed it is alive.
+    pub heartbeat_age: Option<f64>,
+    pub engine: EngineHealth,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EngineHealth {
+    /// `loaded`, `loading` or `failed`.
+    pub status: &'static str,
+    /// `onnxruntime` or `tract` once loaded.
+    pub backend: Option<&'static str>,
+    /// Whether the anti-spoof models are loaded.
+    pub anti_spoof: bool,
+    /// People in the matching index.
+    pub enrolled: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Performance {
+    /// Mean seconds to answer a request, over the last 5 minutes.
+    pub avg_api_response_time: f64,
+    /// Requests per minute over the last 5 minutes (or since the start, if sooner).
+    pub requests_per_minute: f64,
+    /// Share of the last 5 minutes' requests answered with a 5xx.
+    pub error_rate: f64,
+}
+
+fn rounded(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
+}
+
+/// The service's health from live checks: the database's round trip and pool, the task
+/// queue, the workers and the face engine, and the request counters of the last 5
+/// minutes. `status` follows the rules above. For admins; `/readyz` is the cheap probe.
+#[utoipa::path(get, path = "/system/health/", tag = "operations",
+    responses((status = 200, body = SystemHealth), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn system_health(State(state): State<AppState>) -> ApiResult<Json<SystemHealth>> {
+    let database = database_health(&state).await;
+    let task_queue = if database.status == "healthy" { Some(queue_health(&state).await?) } else { None };
+    let ai_workers = worker_health(&state);
+    let performance = performance(&state);
+    let degraded = ai_workers.status != "healthy"
+        || task_queue.as_ref().is_some_and(|queue| queue.status != "healthy")
+        || performance.error_rate > DEGRADED_ERROR_RATE;
+    let status = match () {
+        () if database.status != "healthy" => "unhealthy",
+        () if degraded => "degraded",
+        () => "healthy",
+    };
+    let task_queue = task_queue.unwrap_or(QueueHealth {
+        status: "unknown",
+        backend: "database",
+        queue_size: 0,
+        queued: BTreeMap::new(),
+        oldest_wait: None,
+    });
+    Ok(Json(SystemHealth {
+        status,
+        timestamp: Utc::now(),
+        services: Services {
+            database,
+            redis: NOT_CONFIGURED,
+            rabbitmq: NOT_CONFIGURED,
+            task_queue,
+            ai_workers,
+            cameras: NOT_CONFIGURED,
+        },
+        performance,
+    }))
+}
+
+async fn database_health(state: &AppState) -> DatabaseHealth {
+    let started = Instant::now();
+    let error = match tokio::time::timeout(DATABASE_TIMEOUT, state.db.ping()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(format!("the database does not answer: {error}")),
+        Err(_) => Some(format!("the database did not answer within {} s", DATABASE_TIMEOUT.as_secs())),
+    };
+    let (in_use, idle) = state.db.connections();
+    DatabaseHealth {
+        status: if error.is_none() { "healthy" } else { "unhealthy" },
+        response_time: rounded(started.elapsed().as_secs_f64(), 4),
+        backend: state.db.backend_name(),
+        connections_in_use: in_use,
+        connections_idle: idle,
+        error,
+    }
+}
+
+async fn queue_health(state: &AppState) -> ApiResult<QueueHealth> {
+    let queued: BTreeMap<String, i64> = tasks::queued_per_kind(&state.db).await?.into_iter().collect();
+    let oldest_wait = tasks::oldest_queued_at(&state.db)
+        .await?
+        .map(|queued_at| (Utc::now() - queued_at).num_milliseconds().max(0) as f64 / 1000.0);
+    let backlogged = oldest_wait.is_some_and(|wait| wait > state.config.max_queue_wait_secs as f64);
+    Ok(QueueHealth {
+        status: if backlogged { "backlogged" } else { "healthy" },
+        backend: "database",
+        queue_size: queued.values().sum(),
+        queued,
+        oldest_wait: oldest_wait.map(|wait| rounded(wait, 3)),
+    })
+}
+
+fn worker_health(state: &AppState) -> WorkerHealth {
+    let engine = match state.face.state() {
+        EngineState::Ready(engine) => EngineHealth {
+            status: "loaded",
+            backend: Some(engine.backend_name()),
+            anti_spoof: engine.anti_spoof().is_some(),
+            enrolled: state.face.enrolled(),
+            error: None,
+        },
+        EngineState::Loading => EngineHealth {
+            status: "loading",
+            backend: None,
+            anti_spoof: false,
+            enrolled: state.face.enrolled(),
+            error: None,
+        },
+        EngineState::Failed(error) => EngineHealth {
+            status: "failed",
+            backend: None,
+            anti_spoof: false,
+            enrolled: state.face.enrolled(),
+            error: Some(error),
+        },
+    };
+    let configured = state.config.task_workers();
+    let active = state.workers.alive();
+    let heartbeat_age = state.workers.heartbeat_age();
+    let status = match () {
+        () if engine.status == "loading" => "loading",
+        () if engine.status == "failed" || active < configured => "degraded",
+        () if heartbeat_age.is_none_or(|age| age > STALE_HEARTBEAT) => "degraded",
+        () => "healthy",
+    };
+    WorkerHealth {
+        status,
+        active_workers: active,
+        configured_workers: configured,
+        busy_workers: state.workers.busy(),
+        heartbeat_age: heartbeat_age.map(|age| rounded(age.as_secs_f64(), 3)),
+        engine,
+    }
+}
+
+fn performance(state: &AppState) -> Performance {
+    let recent = state.requests.recent();
+    let minutes = (state.requests.uptime().as_secs_f64() / 60.0).clamp(1.0, WINDOW_MINUTES as f64);
+    Performance {
+        avg_api_response_time: rounded(recent.mean_secs, 4),
+        requests_per_minute: rounded(recent.requests as f64 / minutes, 1),
+        error_rate: if recent.requests == 0 { 0.0 } else { rounded(recent.errors as f64 / recent.requests as f64, 4) },
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SystemMetrics {
+    /// Share of the CPUs busy, over a 0.2 s sample, in [0, 1]; `null` where the system
+    /// does not tell (as for the other machine figures).
+    pub cpu_usage: Option<f64>,
+    /// Share of the machine's memory in use, in [0, 1].
+    pub memory_usage: Option<f64>,
+    /// Share of the data directory's disk in use, in [0, 1].
+    pub disk_usage: Option<f64>,
+    /// Bytes through every network interface since the machine started.
+    pub network_io: Option<NetworkIo>,
+    pub face_processing: FaceProcessing,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NetworkIo {
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FaceProcessing {
+    /// Face tasks (enrollments and verifications) that ended, as the task table records
+    /// them: it survives restarts.
+    pub total_processed: i64,
+    /// Mean seconds a completed task ran.
+    pub avg_processing_time: Option<f64>,
+    /// Share of the ended tasks that completed (a completed verification may still have
+    /// recognised nobody); `null` before the first.
+    pub success_rate: Option<f64>,
+    /// The same per task kind.
+    pub by_kind: BTreeMap<String, KindProcessing>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KindProcessing {
+    pub completed: i64,
+    pub failed: i64,
+    pub avg_processing_time: Option<f64>,
+}
+
+/// Machine and processing figures: CPU, memory and disk (of the data directory) in use,
+/// network totals, and the face tasks processed with their mean time and success rate
+/// (from the task table). For admins.
+#[utoipa::path(get, path = "/system/metrics/", tag = "operations",
+    responses((status = 200, body = SystemMetrics), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn system_metrics(State(state): State<AppState>) -> ApiResult<Json<SystemMetrics>> {
+    let data_dir = state.config.data_dir.clone();
+    let host = tokio::spawn(async move { host_figures(&data_dir).await });
+    let ended = tasks::ended_per_kind(&state.db).await?;
+    let mut by_kind: BTreeMap<String, KindProcessing> = BTreeMap::new();
+    for row in &ended {
+        let kind = by_kind.entry(row.kind.clone()).or_insert(KindProcessing {
+            completed: 0,
+            failed: 0,
+            avg_processing_time: None,
+        });
+        if row.status == COMPLETED {
+            kind.completed = row.count;
+            kind.avg_processing_time = row.mean_processing_ms.map(|ms| rounded(ms / 1000.0, 3));
+        } else {
+            kind.failed = row.count;
+        }
+    }
+    let completed: i64 = by_kind.values().map(|kind| kind.completed).sum();
+    let total: i64 = completed + by_kind.values().map(|kind| kind.failed).sum::<i64>();
+    let completed_ms: f64 = ended
+        .iter()
+        .filter(|row| row.status == COMPLETED)
+        .filter_map(|row| row.mean_processing_ms.map(|ms| ms * row.count as f64))
+        .sum();
+    let host = host.await.map_err(|e| ApiError::internal(anyhow::anyhow!("system figures: {e}")))?;
+    Ok(Json(SystemMetrics {
+        cpu_usage: host.cpu,
+        memory_usage: host.memory,
+        disk_usage: host.disk,
+        network_io: host.network,
+        face_processing: FaceProcessing {
+            total_processed: total,
+            avg_processing_time: (completed > 0).then(|| rounded(completed_ms / completed as f64 / 1000.0, 3)),
+            success_rate: (total > 0).then(|| rounded(completed as f64 / total as f64, 4)),
+            by_kind,
+        },
+    }))
+}
+
+/// CPU (sampled over 0.2 s), memory, the data directory's disk and the network totals;
+/// each `None` where the system does not tell (e.g. without `/proc`).
+async fn host_figures(data_dir: &std::path::Path) -> HostFigures {
+    use sysinfo::{CpuRefreshKind, Disks, MemoryRefreshKind, Networks, RefreshKind, System};
+    let refresh = RefreshKind::nothing()
+        .with_cpu(CpuRefreshKind::nothing().with_usage())
+        .with_memory(MemoryRefreshKind::everything());
+    let (cpu, memory) = match System::new_with_specifics(refresh) {
+        Ok(mut system) => {
+            tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.max(Duration::from_millis(200))).await;
+            system.refresh_cpu_usage();
+            let cpu = f64::from(system.global_cpu_usage()) / 100.0;
+            let total = system.total_memory();
+            let memory = (total > 0).then(|| system.used_memory() as f64 / total as f64);
+            (Some(cpu.clamp(0.0, 1.0)), memory)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot read CPU and memory figures");
+            (None, None)
+        }
+    };
+    let data_dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    // The disk whose mount point is the longest prefix of the data directory.
+    let disk = Disks::new_with_refreshed_list().ok().and_then(|disks| {
+        let disk = disks
+            .iter()
+            .filter(|disk| data_dir.starts_with(disk.mount_point()))
+            .max_by_key(|disk| disk.mount_point().as_os_str().len())?;
+        let total = disk.total_space();
+        (total > 0).then(|| total.saturating_sub(disk.available_space()) as f64 / total as f64)
+    });
+    let network = Networks::new_with_refreshed_list().ok().map(|networks| {
+        networks.values().fold(NetworkIo { bytes_sent: 0, bytes_received: 0 }, |io, data| NetworkIo {
+            bytes_sent: io.bytes_sent + data.total_transmitted(),
+            bytes_received: io.bytes_received + data.total_received(),
+        })
+    });
+    let share = |value: Option<f64>| value.map(|value| rounded(value, 4));
+    HostFigures { cpu: share(cpu), memory: share(memory), disk: share(disk), network }
+}
+
+struct HostFigures {
+    cpu: Option<f64>,
+    memory: Option<f64>,
+    disk: Option<f64>,
+    network: Option<NetworkIo>,
+}
+
+/// Prometheus metrics (OpenMetrics text): requests by route template and status, task
+/// durations by kind and outcome, queue depth by kind, recognitions by outcome, webhook
+/// deliveries by outcome, build info. Open to anyone unless `metrics_token` is set; then
+/// it takes `Authorization: Bearer <metrics_token>`.
+pub async fn prometheus_metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(token) = &state.config.metrics_token {
+        use secrecy::ExposeSecret as _;
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        // Digests compared, so the time taken says nothing about the token.
+        let digest = |text: &str| <sha2::Sha256 as sha2::Digest>::digest(text.as_bytes());
+        let matches = given.is_some_and(|given| digest(given) == digest(token.expose_secret()));
+        if !matches {
+            return Err(ApiError::Unauthorized("/metrics needs Authorization: Bearer <metrics_token>".into()));
+        }
+    }
+    let mut queued = tasks::queued_per_kind(&state.db).await?;
+    for kind in TaskKind::ALL {
+        if !queued.iter().any(|(name, _)| name == kind.as_str()) {
+            queued.push((kind.as_str().to_owned(), 0));
+        }
+    }
+    let text = state.metrics.render(&queued);
+    Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())
+}
