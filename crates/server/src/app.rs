@@ -141,6 +141,7 @@ impl App {
             keep_arrival_evidence: self.config.keep_arrival_evidence,
             incident_window: std::time::Duration::from_secs(self.config.incident_window_secs),
             metrics: self.metrics.clone(),
+            evidence_retention: self.config.evidence_retention(),
         }
     }
 

@@ -158,6 +158,11 @@ impl Config {
         }
     }
 
+    /// How long face crops are kept (`evidence_retention_days`).
+    pub fn evidence_retention(&self) -> crate::domain::evidence::Retention {
+        crate::domain::evidence::Retention { days: self.evidence_retention_days }
+    }
+
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),

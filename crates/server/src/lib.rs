@@ -104,7 +104,7 @@ pub async fn run_with_engine(
 /// Periodic upkeep: memory kept bounded, expired evidence purged (at start, then hourly).
 async fn housekeeping(state: AppState) {
     const PURGE_EVERY_TICKS: u32 = 60;
-    let retention = domain::evidence::Retention { days: state.config.evidence_retention_days };
+    let retention = state.config.evidence_retention();
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     for ticks in 0u32.. {
         tick.tick().await;

@@ -20,7 +20,7 @@ use crate::app::AppState;
 use crate::domain::attendance::{self, Arrival, AttendanceFilter, Logged, NewAttendance, SOURCES, Voided};
 use crate::domain::audit::{self, AuditEvent, ClientInfo};
 use crate::domain::calendar::{Calendar, DateRange};
-use crate::domain::evidence::{self, Retention};
+use crate::domain::evidence;
 use crate::domain::summary::{Period, summarise};
 use crate::domain::users::{EmployeeId, parse_text};
 use crate::store::attendance::{self as attendance_store, AttendanceListing, PageStart};
@@ -251,7 +251,7 @@ pub async fn get_log(
         .ok_or_else(|| ApiError::NotFound(format!("no attendance log {id}")))?;
     let evidence = serde_json::from_str(&listing.record.details).unwrap_or(serde_json::Value::Null);
     let (location, task_id) = (listing.record.location.clone(), listing.record.task_id.clone());
-    let retention = Retention { days: state.config.evidence_retention_days };
+    let retention = state.config.evidence_retention();
     let face_crop = evidence_store::kept_at(&state.db, id).await?.map(|kept_at| FaceCropLink {
         url: format!("/api/v1/attendance/logs/{id}/face/"),
         kept_until: retention.kept_until(kept_at),

@@ -342,6 +342,7 @@ fn kind_label(kind: TaskKind) -> &'static str {
         TaskKind::Enroll => "Face enrollment",
         TaskKind::Verify => "Face verification",
         TaskKind::BulkVerify => "Bulk verification",
+        TaskKind::Maintenance => "Maintenance",
     }
 }
 

@@ -141,6 +141,8 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(face::erase_template))
         .routes(routes!(system::system_health))
         .routes(routes!(system::system_metrics))
+        .routes(routes!(system::start_maintenance))
+        .routes(routes!(system::maintenance_status))
         .routes(routes!(incidents::report_incident))
         .routes(routes!(incidents::list_incidents))
         .routes(routes!(incidents::get_incident))

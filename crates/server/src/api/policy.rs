@@ -81,6 +81,8 @@ pub static POLICY: &[Guard] = &[
     route(Method::GET, "/api/v1/security/audit-logs/", ADMIN),
     route(Method::GET, "/api/v1/system/health/", ADMIN),
     route(Method::GET, "/api/v1/system/metrics/", ADMIN),
+    route(Method::POST, "/api/v1/system/maintenance/", ADMIN),
+    route(Method::GET, "/api/v1/system/maintenance/{task_id}/", ADMIN),
     // Kiosks and cameras report incidents with API keys of any role.
     route(Method::POST, "/api/v1/security/report-incident/", Access::Authenticated),
     route(Method::GET, "/api/v1/security/incidents/", ADMIN),

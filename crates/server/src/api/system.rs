@@ -423,3 +423,70 @@ pub async fn prometheus_metrics(State(state): State<AppState>, headers: HeaderMa
     let text = state.metrics.render(&queued);
     Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())
 }
+
+/// The spec's maintenance request.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceRequest {
+    /// `cleanup_old_logs`, `vacuum_database`, `rebuild_face_index`, `purge_expired_tokens`
+    /// or `purge_evidence`.
+    pub task: String,
+    /// `cleanup_old_logs`: `{"days_to_keep": N}` (1 to 36,500); the others take none.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Start a maintenance task: `cleanup_old_logs` deletes attendance logs (with their
+/// disputes and face crops), audit entries and ended tasks older than `days_to_keep`;
+/// `vacuum_database` reclaims space and refreshes statistics (VACUUM and ANALYZE);
+/// `rebuild_face_index` reloads the matching index from the stored templates;
+/// `purge_expired_tokens` deletes expired refresh tokens; `purge_evidence` deletes face
+/// crops older than `evidence_retention_days`. It runs as a durable task: follow it at
+/// `/system/maintenance/{task_id}/`; its result says what changed. Audited
+/// (`maintenance_started`).
+#[utoipa::path(post, path = "/system/maintenance/", tag = "operations", request_body = MaintenanceRequest,
+    responses((status = 202, body = Object, description = "`task_id`, `status`"), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn start_maintenance(
+    State(state): State<AppState>,
+    super::extract::Admin(admin): super::extract::Admin,
+    client: crate::domain::audit::ClientInfo,
+    Json(request): Json<MaintenanceRequest>,
+) -> ApiResult<(axum::http::StatusCode, Json<serde_json::Value>)> {
+    use crate::domain::maintenance::Maintenance;
+    let maintenance = Maintenance::parse(request.task.trim(), &request.parameters)
+        .map_err(|(field, message)| ApiError::validation(field, message))?;
+    let payload = serde_json::to_vec(&maintenance).map_err(ApiError::internal)?;
+    let task_id = state
+        .queue
+        .submit(TaskKind::Maintenance, &admin.key(), None, &payload)
+        .await
+        .map_err(super::face::queue_error)?;
+    let details = serde_json::json!({"task": maintenance.name(), "task_id": task_id, "maintenance": maintenance});
+    crate::domain::audit::record(
+        &state.db,
+        &client,
+        crate::domain::audit::AuditEvent::success("maintenance_started", Some(admin.audit_name()), details),
+    )
+    .await;
+    let body = serde_json::json!({"task_id": task_id, "task": maintenance.name(), "status": "queued",
+        "message": format!("{} queued", maintenance.name())});
+    Ok((axum::http::StatusCode::ACCEPTED, Json(body)))
+}
+
+/// A maintenance task's status and, once it has ended, its result. For admins.
+#[utoipa::path(get, path = "/system/maintenance/{task_id}/", tag = "operations", params(("task_id" = String, Path)),
+    responses((status = 200, body = super::face::TaskStatusBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn maintenance_status(
+    State(state): State<AppState>,
+    _admin: super::extract::Admin,
+    super::extract::Path(task_id): super::extract::Path<String>,
+) -> ApiResult<Json<super::face::TaskStatusBody>> {
+    let status = state.queue.status(&task_id).await.map_err(super::face::queue_error)?;
+    match status {
+        Some(status) if status.kind == TaskKind::Maintenance => Ok(Json(status.into())),
+        _ => Err(ApiError::NotFound(format!("no maintenance task {task_id}"))),
+    }
+}

@@ -10,6 +10,7 @@ pub mod disputes;
 pub mod evidence;
 pub mod face;
 pub mod incidents;
+pub mod maintenance;
 pub mod patterns;
 pub mod report;
 pub mod summary;

@@ -20,16 +20,19 @@ pub enum TaskKind {
     Enroll,
     Verify,
     BulkVerify,
+    /// Database upkeep an admin started (`POST /system/maintenance/`).
+    Maintenance,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 3] = [Self::Enroll, Self::Verify, Self::BulkVerify];
+    pub const ALL: [TaskKind; 4] = [Self::Enroll, Self::Verify, Self::BulkVerify, Self::Maintenance];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Enroll => "enroll",
             Self::Verify => "verify",
             Self::BulkVerify => "bulk_verify",
+            Self::Maintenance => "maintenance",
         }
     }
 
@@ -39,6 +42,7 @@ impl TaskKind {
             Self::Enroll => "enroll",
             Self::Verify => "verify",
             Self::BulkVerify => "bulk",
+            Self::Maintenance => "maintenance",
         }
     }
 

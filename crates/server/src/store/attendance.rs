@@ -554,3 +554,35 @@ pub async fn chronological(
         .to_owned();
     db.fetch_all(&page).await
 }
+
+/// Logs a deletion removes per transaction: SQLite's write lock is held that long, no longer.
+const DELETE_BATCH: u64 = 5_000;
+
+/// Deletes the logs timestamped before `cutoff`, with the disputes about them (their face
+/// crops go with them), a batch per transaction; how many logs went.
+pub async fn delete_before(db: &Db, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+    let mut deleted = 0;
+    loop {
+        let batch = || {
+            Query::select()
+                .column(AttendanceLogs::Id)
+                .from(AttendanceLogs::Table)
+                .and_where(Expr::col(AttendanceLogs::Timestamp).lt(cutoff))
+                .order_by(AttendanceLogs::Id, Order::Asc)
+                .limit(DELETE_BATCH)
+                .to_owned()
+        };
+        let tx = db.begin().await?;
+        super::disputes::delete_about_logs(&tx, batch()).await?;
+        let logs = Query::delete()
+            .from_table(AttendanceLogs::Table)
+            .and_where(Expr::col(AttendanceLogs::Id).in_subquery(batch()))
+            .to_owned();
+        let count = tx.execute(&logs).await?;
+        tx.commit().await?;
+        deleted += count;
+        if count < DELETE_BATCH {
+            return Ok(deleted);
+        }
+    }
+}

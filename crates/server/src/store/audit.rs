@@ -122,3 +122,10 @@ pub async fn list(db: &Db, filter: &AuditFilter, limit: u64, offset: u64) -> Sto
         .to_owned();
     Ok((db.fetch_all(&page).await?, db.count(&count).await?))
 }
+
+/// Deletes the entries older than `cutoff`; how many went.
+pub async fn delete_before(db: &Db, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+    let statement =
+        Query::delete().from_table(AuditLogs::Table).and_where(Expr::col(AuditLogs::Timestamp).lt(cutoff)).to_owned();
+    db.execute(&statement).await
+}

@@ -194,3 +194,16 @@ pub async fn list(db: &Db, filter: &DisputeFilter, limit: u64, offset: u64) -> S
         .to_owned();
     Ok((db.fetch_all(&page).await?, db.count(&count).await?))
 }
+
+/// Deletes the disputes about the logs `log_ids` selects (disputed or made by them).
+pub async fn delete_about_logs(db: &impl Exec, log_ids: sea_query::SelectStatement) -> StoreResult<u64> {
+    let statement = Query::delete()
+        .from_table(AttendanceDisputes::Table)
+        .cond_where(
+            Cond::any()
+                .add(Expr::col(AttendanceDisputes::AttendanceId).in_subquery(log_ids.clone()))
+                .add(Expr::col(AttendanceDisputes::ResultingAttendanceId).in_subquery(log_ids)),
+        )
+        .to_owned();
+    db.execute(&statement).await
+}

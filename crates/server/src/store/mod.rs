@@ -134,6 +134,22 @@ impl Db {
         Ok(())
     }
 
+    /// Reclaims the space of deleted rows and refreshes the planner's statistics:
+    /// `VACUUM` then `ANALYZE` on SQLite, `VACUUM (ANALYZE)` on PostgreSQL. Outside any
+    /// transaction; SQLite's `VACUUM` holds the write lock while it runs.
+    pub async fn vacuum(&self) -> StoreResult<()> {
+        match self {
+            Self::Sqlite(pool) => {
+                sqlx::query("VACUUM").execute(pool).await?;
+                sqlx::query("ANALYZE").execute(pool).await?;
+            }
+            Self::Postgres(pool) => {
+                sqlx::query("VACUUM (ANALYZE)").execute(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn backend_name(&self) -> &'static str {
         match self.backend() {
             Backend::Sqlite => "sqlite",

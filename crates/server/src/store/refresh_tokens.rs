@@ -93,3 +93,13 @@ pub async fn revoke_all_for_user(db: &impl Exec, user_id: i64) -> StoreResult<u6
         .to_owned();
     db.execute(&statement).await
 }
+
+/// Deletes the tokens that expired before `now` (an expired token is refused whatever its
+/// row says); how many went.
+pub async fn delete_expired(db: &Db, now: DateTime<Utc>) -> StoreResult<u64> {
+    let statement = Query::delete()
+        .from_table(RefreshTokens::Table)
+        .and_where(Expr::col(RefreshTokens::ExpiresAt).lt(now))
+        .to_owned();
+    db.execute(&statement).await
+}

@@ -301,3 +301,14 @@ pub async fn ended_per_kind(db: &Db) -> StoreResult<Vec<Ended>> {
         .to_owned();
     db.fetch_all(&statement).await
 }
+
+/// Deletes the tasks that ended before `cutoff` (queued and running ones stay); how many
+/// went.
+pub async fn delete_ended_before(db: &Db, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+    let statement = Query::delete()
+        .from_table(Tasks::Table)
+        .and_where(Expr::col(Tasks::Status).is_in([COMPLETED, FAILED]))
+        .and_where(Expr::col(Tasks::FinishedAt).lt(cutoff))
+        .to_owned();
+    db.execute(&statement).await
+}

@@ -14,6 +14,7 @@ mod events;
 mod evidence;
 mod face;
 mod incidents;
+mod maintenance;
 mod operations;
 mod rate_limits;
 mod reports;

@@ -173,6 +173,20 @@ impl FaceService {
         Ok(index.len())
     }
 
+    /// Builds the index afresh from the stored templates of active people and puts it in
+    /// place of the one in memory (which may hold people deactivated or erased by another
+    /// process); how many people it holds.
+    pub async fn rebuild_index(&self, db: &Db, sealer: &Sealer) -> anyhow::Result<usize> {
+        let sealed = templates::all_active(db).await?;
+        let mut fresh = ExactIndex::new(Fusion::Mean);
+        for record in &sealed {
+            fresh.upsert(&record.user_id.to_string(), &open_template(sealer, record)?);
+        }
+        let enrolled = fresh.len();
+        *self.index.write().expect("index lock") = fresh;
+        Ok(enrolled)
+    }
+
     pub fn remember(&self, user_id: i64, template: &Template) {
         self.index.write().expect("index lock").upsert(&user_id.to_string(), template);
     }
@@ -200,7 +214,6 @@ impl FaceService {
 
     /// People in the matching index.
     pub fn enrolled(&self) -> usize {
-        use rollcall_face::FaceIndex as _;
         self.index.read().expect("index lock").len()
     }
 }
@@ -223,7 +236,7 @@ pub async fn erase(db: &Db, face: &FaceService, user_id: i64) -> anyhow::Result<
     Ok(erased)
 }
 
-/// Runs face tasks for the worker pool, with the pieces they use.
+/// Runs the worker pool's tasks (face tasks and maintenance), with the pieces they use.
 pub struct FaceTasks {
     pub db: Db,
     pub face: Arc<FaceService>,
@@ -238,6 +251,8 @@ pub struct FaceTasks {
     pub incident_window: std::time::Duration,
     /// Counts recognitions by outcome.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// How long face crops are kept (`purge_evidence`).
+    pub evidence_retention: crate::domain::evidence::Retention,
 }
 
 #[async_trait::async_trait]
@@ -251,6 +266,7 @@ impl TaskRunner for FaceTasks {
             TaskKind::Enroll => enroll::run(self, task).await,
             TaskKind::Verify => verify::run_verify(self, task).await,
             TaskKind::BulkVerify => verify::run_bulk(self, task).await,
+            TaskKind::Maintenance => crate::domain::maintenance::run(self, task).await,
         }
     }
 }
