@@ -64,6 +64,8 @@ pub struct Config {
     #[serde(deserialize_with = "retention_days")]
     pub evidence_retention_days: u32,
     pub incident_window_secs: u64,
+    /// A phone check-in whose timestamp is further than this from the server's clock is refused.
+    pub mobile_max_clock_skew_secs: u64,
     /// When set, `/metrics` needs `Authorization: Bearer <metrics_token>`.
     #[serde(deserialize_with = "empty_as_none")]
     pub metrics_token: Option<SecretString>,

@@ -34,6 +34,7 @@ pub trait SubmitsTask {
 pub enum EnrollTask {}
 pub enum VerifyTask {}
 pub enum BulkVerifyTask {}
+pub enum CheckInTask {}
 
 impl SubmitsTask for EnrollTask {
     const KIND: TaskKind = TaskKind::Enroll;
@@ -43,6 +44,9 @@ impl SubmitsTask for VerifyTask {
 }
 impl SubmitsTask for BulkVerifyTask {
     const KIND: TaskKind = TaskKind::BulkVerify;
+}
+impl SubmitsTask for CheckInTask {
+    const KIND: TaskKind = TaskKind::CheckIn;
 }
 
 /// The JSON body `T` of a request that submits a task of kind `K`, admitted: before the

@@ -279,7 +279,7 @@ async fn check_threshold_policy(
 
 /// Cheap checks before a photo is queued: present, base64, not absurdly small. Decoding
 /// happens in the task.
-fn check_image(field: &str, image: &str) -> ApiResult<()> {
+pub(super) fn check_image(field: &str, image: &str) -> ApiResult<()> {
     match rollcall_face::decode::base64_payload(image) {
         Ok(bytes) if bytes.len() >= 16 => Ok(()),
         Ok(_) => Err(ApiError::validation(field, "the image is empty or too small to be a photo")),
@@ -303,7 +303,7 @@ fn required_text(field: &str, value: String) -> ApiResult<String> {
 
 /// Queues the task, then lets go of the request and its body's share of the budget
 /// before any waiting: a kiosk waiting for its result holds no copy of its photo.
-async fn submit<K: SubmitsTask>(
+pub(super) async fn submit<K: SubmitsTask>(
     state: &AppState,
     principal: &Principal,
     ticket: Ticket<K>,
@@ -343,6 +343,7 @@ fn kind_label(kind: TaskKind) -> &'static str {
         TaskKind::Verify => "Face verification",
         TaskKind::BulkVerify => "Bulk verification",
         TaskKind::Maintenance => "Maintenance",
+        TaskKind::CheckIn => "Check-in",
     }
 }
 

@@ -15,6 +15,7 @@ pub mod face;
 pub mod health;
 pub mod incidents;
 pub mod middleware;
+pub mod mobile;
 pub mod pagination;
 pub mod policy;
 pub mod reports;
@@ -54,6 +55,7 @@ use crate::limiter::Category;
         (name = "face", description = "Enrollment, verification and biometric erasure"),
         (name = "attendance", description = "Attendance logs, summaries, manual marks, voids and disputes"),
         (name = "reports", description = "Attendance reports (JSON, PDF, Excel) and analytics"),
+        (name = "mobile", description = "Phone profile and geofenced selfie check-in, and the check-in sites"),
     )
 )]
 struct ApiDoc;
@@ -143,6 +145,10 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(system::system_metrics))
         .routes(routes!(system::start_maintenance))
         .routes(routes!(system::maintenance_status))
+        .routes(routes!(mobile::profile))
+        .routes(routes!(mobile::check_in_status))
+        .routes(routes!(mobile::list_sites, mobile::create_site))
+        .routes(routes!(mobile::get_site, mobile::update_site, mobile::delete_site))
         .routes(routes!(incidents::report_incident))
         .routes(routes!(incidents::list_incidents))
         .routes(routes!(incidents::get_incident))
@@ -153,9 +159,14 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .merge(events::routes())
         .layer(axum::middleware::from_fn_with_state((state.clone(), Category::General), middleware::rate_limit));
     // Face verification has a quota of its own (the spec's 100/min per caller).
-    let verification = OpenApiRouter::new().routes(routes!(face::verify)).routes(routes!(face::bulk_verify)).layer(
-        axum::middleware::from_fn_with_state((state.clone(), Category::FaceVerification), middleware::rate_limit),
-    );
+    let verification = OpenApiRouter::new()
+        .routes(routes!(face::verify))
+        .routes(routes!(face::bulk_verify))
+        .routes(routes!(mobile::check_in))
+        .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), Category::FaceVerification),
+            middleware::rate_limit,
+        ));
     // Polling one's own tasks has a quota of its own: a client polling each of its
     // verifications would otherwise spend the general budget within minutes.
     let task_status = OpenApiRouter::new()

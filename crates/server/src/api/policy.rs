@@ -34,6 +34,9 @@ pub enum Access {
     /// Admins, and signed-in people for their own record (the handler checks that the
     /// record is theirs). A non-admin API key belongs to no person, so it has no record.
     AdminOrSelf,
+    /// Signed-in people of any role, for what is their own (a phone's check-in); no API
+    /// key, which is no one.
+    People,
 }
 
 const ADMIN: Access = Access::Roles(&[Role::Admin]);
@@ -80,6 +83,15 @@ pub static POLICY: &[Guard] = &[
     route(Method::DELETE, "/api/v1/users/{id}/", ADMIN),
     route(Method::GET, "/api/v1/security/audit-logs/", ADMIN),
     route(Method::GET, "/api/v1/system/health/", ADMIN),
+    // People on their phones.
+    route(Method::GET, "/api/v1/mobile/profile/", Access::People),
+    route(Method::POST, "/api/v1/mobile/check-in/", Access::People),
+    route(Method::GET, "/api/v1/mobile/check-in/status/{task_id}/", Access::People),
+    route(Method::GET, "/api/v1/sites/", Access::Authenticated),
+    route(Method::POST, "/api/v1/sites/", ADMIN),
+    route(Method::GET, "/api/v1/sites/{id}/", Access::Authenticated),
+    route(Method::PUT, "/api/v1/sites/{id}/", ADMIN),
+    route(Method::DELETE, "/api/v1/sites/{id}/", ADMIN),
     route(Method::GET, "/api/v1/system/metrics/", ADMIN),
     route(Method::POST, "/api/v1/system/maintenance/", ADMIN),
     route(Method::GET, "/api/v1/system/maintenance/{task_id}/", ADMIN),
@@ -170,6 +182,7 @@ impl Access {
             Self::Public | Self::Authenticated => true,
             Self::Roles(roles) => roles.contains(&caller.role()),
             Self::AdminOrSelf => caller.is_admin() || caller.user_id().is_some(),
+            Self::People => caller.user_id().is_some(),
         };
         if admitted { Ok(()) } else { Err(Refusal::Forbidden) }
     }
@@ -184,6 +197,7 @@ impl Access {
                 format!("people and API keys with the role {}.", names.join(" or "))
             }
             Self::AdminOrSelf => "admins (people and API keys), and signed-in people for their own record.".into(),
+            Self::People => "signed-in people of any role, for themselves; not API keys.".into(),
         }
     }
 }
@@ -300,7 +314,7 @@ mod tests {
     #[test]
     fn anonymous_callers_are_unauthenticated_except_on_public_routes() {
         assert_eq!(Access::Public.decide(None), Ok(()));
-        for access in [Access::Authenticated, ADMIN, ADMIN_OR_FACULTY, Access::AdminOrSelf] {
+        for access in [Access::Authenticated, ADMIN, ADMIN_OR_FACULTY, Access::AdminOrSelf, Access::People] {
             assert_eq!(access.decide(None), Err(Refusal::Unauthenticated), "{access:?}");
         }
     }
@@ -324,6 +338,14 @@ mod tests {
         }
         for caller in [key(Role::Faculty), key(Role::Student)] {
             assert_eq!(Access::AdminOrSelf.decide(Some(&caller)), Err(Refusal::Forbidden), "{caller:?}");
+        }
+    }
+
+    #[test]
+    fn the_phone_routes_are_for_people_of_every_role_and_no_key() {
+        for role in [Role::Admin, Role::Faculty, Role::Student] {
+            assert_eq!(Access::People.decide(Some(&person(role))), Ok(()), "{role:?}");
+            assert_eq!(Access::People.decide(Some(&key(role))), Err(Refusal::Forbidden), "{role:?}");
         }
     }
 

@@ -253,8 +253,12 @@ impl Readable {
 }
 
 /// How the API names where a log came from, and the stored sources each name covers.
-pub const SOURCES: &[(&str, &[&str])] =
-    &[("face", &["verify", "bulk_verify"]), ("manual", &["manual"]), ("webhook", &["webhook"])];
+pub const SOURCES: &[(&str, &[&str])] = &[
+    ("face", &["verify", "bulk_verify"]),
+    ("mobile", &["mobile"]),
+    ("manual", &["manual"]),
+    ("webhook", &["webhook"]),
+];
 
 /// The API's name for a stored source (`verify` and `bulk_verify` are `face`).
 pub fn source_name(stored: &str) -> &str {

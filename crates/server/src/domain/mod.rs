@@ -13,5 +13,6 @@ pub mod incidents;
 pub mod maintenance;
 pub mod patterns;
 pub mod report;
+pub mod sites;
 pub mod summary;
 pub mod users;

@@ -22,10 +22,12 @@ pub enum TaskKind {
     BulkVerify,
     /// Database upkeep an admin started (`POST /system/maintenance/`).
     Maintenance,
+    /// A phone check-in (`POST /mobile/check-in/`).
+    CheckIn,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 4] = [Self::Enroll, Self::Verify, Self::BulkVerify, Self::Maintenance];
+    pub const ALL: [TaskKind; 5] = [Self::Enroll, Self::Verify, Self::BulkVerify, Self::Maintenance, Self::CheckIn];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,6 +35,7 @@ impl TaskKind {
             Self::Verify => "verify",
             Self::BulkVerify => "bulk_verify",
             Self::Maintenance => "maintenance",
+            Self::CheckIn => "check_in",
         }
     }
 
@@ -43,6 +46,7 @@ impl TaskKind {
             Self::Verify => "verify",
             Self::BulkVerify => "bulk",
             Self::Maintenance => "maintenance",
+            Self::CheckIn => "checkin",
         }
     }
 

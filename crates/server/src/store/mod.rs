@@ -14,6 +14,7 @@ pub mod lease;
 pub mod local_time;
 pub mod refresh_tokens;
 pub mod sealed;
+pub mod sites;
 pub mod tasks;
 pub mod templates;
 pub mod users;
@@ -332,6 +333,20 @@ pub trait Exec: Sync {
         async move {
             let mut connection = self.connection().await?;
             connection.raw().fetch_one(query).await.map_err(|e| StoreError::classify(e, unique_fields))
+        }
+    }
+
+    /// [`Exec::fetch_one_unique`] for a statement that may return no row (e.g. `UPDATE …
+    /// RETURNING` of a row that may be gone).
+    fn fetch_optional_unique<T: Record>(
+        &self,
+        statement: &impl SqlxBinder,
+        unique_fields: &'static [&'static str],
+    ) -> impl Future<Output = StoreResult<Option<T>>> + Send {
+        let query = Rendered::new(self.backend(), statement);
+        async move {
+            let mut connection = self.connection().await?;
+            connection.raw().fetch_optional(query).await.map_err(|e| StoreError::classify(e, unique_fields))
         }
     }
 

@@ -15,6 +15,7 @@ mod evidence;
 mod face;
 mod incidents;
 mod maintenance;
+mod mobile;
 mod operations;
 mod rate_limits;
 mod reports;

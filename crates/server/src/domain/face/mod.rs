@@ -2,6 +2,7 @@
 //! the in-memory matching index of enrolled people, and the tasks that enroll and
 //! verify faces.
 
+mod check_in;
 mod enroll;
 mod verify;
 
@@ -19,6 +20,7 @@ use crate::queue::worker::TaskRunner;
 use crate::queue::{Task, TaskFailure, TaskKind};
 use crate::store::{Db, tasks, templates};
 
+pub use check_in::CheckInRequest;
 pub use enroll::EnrollRequest;
 pub use verify::{BulkOptions, BulkRequest, FrameRequest, MAX_FACES_LIMIT, VerifyRequest};
 
@@ -131,6 +133,12 @@ impl FaceService {
     /// [`FaceService::enrolled_count`] people (a lookup in the engine's shipped curve).
     pub fn rule(&self) -> CurrentRule {
         CurrentRule(self.policy.rule_for_gallery(self.enrolled_count()))
+    }
+
+    /// The rule of a 1:1 comparison with one person's own template: the operating point
+    /// of a gallery of one.
+    pub fn one_to_one_rule(&self) -> ThresholdRule {
+        self.policy.rule_for_gallery(1)
     }
 
     /// The current rule, made stricter by a requested threshold above its own; a lower one
@@ -267,6 +275,7 @@ impl TaskRunner for FaceTasks {
             TaskKind::Verify => verify::run_verify(self, task).await,
             TaskKind::BulkVerify => verify::run_bulk(self, task).await,
             TaskKind::Maintenance => crate::domain::maintenance::run(self, task).await,
+            TaskKind::CheckIn => check_in::run(self, task).await,
         }
     }
 }

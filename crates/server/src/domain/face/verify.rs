@@ -70,15 +70,15 @@ pub struct BulkRequest {
 }
 
 /// The decision for one face, before attendance.
-struct FaceDecision {
-    face: Option<FaceAnalysis>,
+pub(super) struct FaceDecision {
+    pub(super) face: Option<FaceAnalysis>,
     /// Why nobody was recognised (`no_face`, `spoof`, `low_quality`, `below_threshold`, …).
-    reason: Option<&'static str>,
-    reason_detail: Option<Value>,
-    user_id: Option<i64>,
-    decision: Option<Decision>,
+    pub(super) reason: Option<&'static str>,
+    pub(super) reason_detail: Option<Value>,
+    pub(super) user_id: Option<i64>,
+    pub(super) decision: Option<Decision>,
     /// The face cut from the photo (JPEG), for a recognised face when arrival evidence is kept.
-    face_crop: Option<Vec<u8>>,
+    pub(super) face_crop: Option<Vec<u8>>,
 }
 
 impl FaceDecision {
@@ -88,7 +88,7 @@ impl FaceDecision {
 
     /// Cuts the face out of `image` when it was recognised and `keep` is on: the arrival
     /// it logs keeps it as evidence.
-    fn with_crop(mut self, image: &DecodedImage, keep: bool) -> Self {
+    pub(super) fn with_crop(mut self, image: &DecodedImage, keep: bool) -> Self {
         if keep && self.user_id.is_some() {
             self.face_crop =
                 self.face.as_ref().and_then(|face| rollcall_face::evidence_crop(image, &face.detection.bbox));
@@ -97,7 +97,7 @@ impl FaceDecision {
     }
 }
 
-fn from_identification(identification: Identification) -> FaceDecision {
+pub(super) fn from_identification(identification: Identification) -> FaceDecision {
     match identification {
         Identification::Rejected { reason, face } => FaceDecision {
             face,
@@ -168,33 +168,33 @@ pub(super) async fn run_verify(tasks: &FaceTasks, task: &Task) -> Result<Value, 
         "similarity_score": result["similarity_score"],
         "processing_ms": started.elapsed().as_millis() as u64,
     });
-    audit_verification(tasks, task, &request.requested_by, details).await?;
+    audit_verification(tasks, task, &request.requested_by, AuditEvent::success("face_verification", None, details))
+        .await?;
     Ok(result)
 }
 
 /// Audits what a verification task decided (never the photo): one entry per task.
-async fn audit_verification(
+pub(super) async fn audit_verification(
     tasks: &FaceTasks,
     task: &Task,
     requester: &Requester,
-    details: Value,
+    event: AuditEvent,
 ) -> Result<(), TaskFailure> {
-    let event = AuditEvent::success("face_verification", None, details);
     audit::record_for_task(&tasks.db, &task.id, requester, event)
         .await
         .map_err(|e| TaskFailure::retryable(e.to_string()))
 }
 
-struct Context<'a> {
-    task_id: &'a str,
+pub(super) struct Context<'a> {
+    pub(super) task_id: &'a str,
     /// Who submitted the task (`user:<id>`, `api_key:<id>`).
-    owner: &'a str,
+    pub(super) owner: &'a str,
     /// Every write of the task is conditioned on it.
-    claim: TaskClaim,
-    camera_id: Option<&'a str>,
-    location: Option<&'a str>,
-    captured_at: DateTime<Utc>,
-    source: &'static str,
+    pub(super) claim: TaskClaim,
+    pub(super) camera_id: Option<&'a str>,
+    pub(super) location: Option<&'a str>,
+    pub(super) captured_at: DateTime<Utc>,
+    pub(super) source: &'static str,
 }
 
 /// The spec's verification result for one face, logging attendance when a live, active,
@@ -280,13 +280,13 @@ async fn face_result(
 }
 
 /// The scores an arrival is logged with.
-struct Scores {
-    confidence: f32,
-    similarity: Option<f32>,
-    anti_spoof_score: Option<f32>,
+pub(super) struct Scores {
+    pub(super) confidence: f32,
+    pub(super) similarity: Option<f32>,
+    pub(super) anti_spoof_score: Option<f32>,
 }
 
-async fn log_arrival(
+pub(super) async fn log_arrival(
     tasks: &FaceTasks,
     context: &Context<'_>,
     user: &UserRecord,
@@ -417,7 +417,8 @@ pub(super) async fn run_bulk(tasks: &FaceTasks, task: &Task) -> Result<Value, Ta
         "similarity_threshold": round4(rule.threshold.get()),
         "processing_ms": started.elapsed().as_millis() as u64,
     });
-    audit_verification(tasks, task, &request.requested_by, details).await?;
+    audit_verification(tasks, task, &request.requested_by, AuditEvent::success("face_verification", None, details))
+        .await?;
     Ok(json!({
         "frames": frames,
         "faces_detected": faces_total,
