@@ -43,7 +43,7 @@ pub struct AttendanceLog {
     pub confidence: Option<f64>,
     /// Seconds the verification took.
     pub verification_time: Option<f64>,
-    /// `face`, `manual` or `webhook`.
+    /// `face`, `mobile`, `manual` or `webhook`.
     pub source: String,
     /// Face logs: the similarity of the face to the person's template.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -123,7 +123,7 @@ pub struct LogsQuery {
     pub camera_id: Option<String>,
     /// Only logs of people in this department.
     pub department: Option<String>,
-    /// `face`, `manual` or `webhook`.
+    /// `face`, `mobile`, `manual` or `webhook`.
     pub source: Option<String>,
     /// `valid` or `voided`; both when absent.
     pub status: Option<String>,
