@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -285,8 +285,7 @@ pub async fn get_face_crop(
         AuditEvent::success("arrival_evidence_viewed", Some(admin.audit_name()), details),
     )
     .await;
-    let headers = [(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-store")];
-    Ok((headers, crop).into_response())
+    Ok(super::private_image("image/jpeg", crop))
 }
 
 /// The longest reason a manual mark may give.

@@ -3,8 +3,8 @@
 //! admins (open → acknowledged → resolved).
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -278,7 +278,7 @@ pub async fn get_incident_image(
     let details = json!({"incident_id": id});
     audit::record(&state.db, &client, AuditEvent::success("incident_image_viewed", Some(admin.audit_name()), details))
         .await;
-    Ok(([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "no-store".to_owned())], image).into_response())
+    Ok(super::private_image(&mime, image))
 }
 
 /// An admin's note on a step of the follow-up.

@@ -74,6 +74,16 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// A photo of a person or an incident as a response: its type, and never kept by caches.
+fn private_image(mime: &str, bytes: Vec<u8>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, mime.to_owned()),
+        (axum::http::header::CACHE_CONTROL, "no-store".to_owned()),
+    ];
+    (headers, bytes).into_response()
+}
+
 /// How long one request may take before it is answered with 408.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 

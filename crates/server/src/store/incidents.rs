@@ -90,8 +90,18 @@ pub struct NewIncident {
 
 /// Opens a reported incident.
 pub async fn insert(db: &impl Exec, incident: NewIncident) -> StoreResult<IncidentRecord> {
-    let now = Utc::now();
-    let statement = Query::insert()
+    let statement = insert_statement(incident, None, None).returning_all().to_owned();
+    db.fetch_one_unique(&statement, &[]).await
+}
+
+/// The `INSERT` of a new incident, first and last seen when it occurred; a detection's has
+/// the task that saw it and the group it counts in.
+fn insert_statement(
+    incident: NewIncident,
+    task_id: Option<String>,
+    group_key: Option<String>,
+) -> sea_query::InsertStatement {
+    Query::insert()
         .into_table(Incidents::Table)
         .columns([
             Incidents::Type,
@@ -103,6 +113,8 @@ pub async fn insert(db: &impl Exec, incident: NewIncident) -> StoreResult<Incide
             Incidents::OccurredAt,
             Incidents::LastSeenAt,
             Incidents::ReportedBy,
+            Incidents::TaskId,
+            Incidents::GroupKey,
         ])
         .values_panic([
             incident.kind.into(),
@@ -110,14 +122,14 @@ pub async fn insert(db: &impl Exec, incident: NewIncident) -> StoreResult<Incide
             incident.severity.into(),
             incident.description.into(),
             incident.details.into(),
-            now.into(),
+            Utc::now().into(),
             incident.occurred_at.into(),
             incident.occurred_at.into(),
             incident.reported_by.into(),
+            task_id.into(),
+            group_key.into(),
         ])
-        .returning_all()
-        .to_owned();
-    db.fetch_one_unique(&statement, &[]).await
+        .to_owned()
 }
 
 /// A detection (e.g. a failed liveness check) made by a task.
@@ -157,33 +169,7 @@ pub async fn count_sighting(db: &impl Exec, sighting: Sighting, window: chrono::
         .and_where(Expr::col(Incidents::LastSeenAt).lt(seen_at - window))
         .to_owned();
     db.execute(&quiet).await?;
-    let incident = sighting.incident;
-    let statement = Query::insert()
-        .into_table(Incidents::Table)
-        .columns([
-            Incidents::Type,
-            Incidents::CameraId,
-            Incidents::Severity,
-            Incidents::Description,
-            Incidents::Details,
-            Incidents::TaskId,
-            Incidents::CreatedAt,
-            Incidents::OccurredAt,
-            Incidents::LastSeenAt,
-            Incidents::GroupKey,
-        ])
-        .values_panic([
-            incident.kind.into(),
-            incident.camera_id.into(),
-            incident.severity.into(),
-            incident.description.into(),
-            incident.details.into(),
-            sighting.task_id.clone().into(),
-            Utc::now().into(),
-            seen_at.into(),
-            seen_at.into(),
-            sighting.group_key.into(),
-        ])
+    let statement = insert_statement(sighting.incident, Some(sighting.task_id.clone()), Some(sighting.group_key))
         .on_conflict(
             OnConflict::column(Incidents::GroupKey)
                 .value(Incidents::Occurrences, Expr::col((Incidents::Table, Incidents::Occurrences)).add(1))
