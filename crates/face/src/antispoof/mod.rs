@@ -54,7 +54,7 @@ pub const DEFAULT_THRESHOLD: f32 = 0.65;
 const ANTISPOOF_FILE: &str = "antispoof.json";
 const LIVENESS_FILE: &str = "liveness.json";
 
-type Plan = TypedRunnableModel<TypedModel>;
+type Plan = Arc<TypedRunnableModel>;
 
 /// The passive anti-spoof score of the Human library's `antispoof` and `liveness` models
 /// (see the module docs for what they were trained on).
@@ -186,7 +186,10 @@ fn run(plan: &Plan, input: &[f32], size: usize) -> Result<Vec<f32>, Error> {
     }
     let tensor = Tensor::from_shape(&[1, size, size, 3], input).map_err(|e| Error::Model(format!("{e:#}")))?;
     let out = plan.run(tvec!(tensor.into())).map_err(|e| Error::Model(format!("anti-spoof inference: {e:#}")))?;
-    let view = out[0].as_slice::<f32>().map_err(|e| Error::Model(format!("{e:#}")))?;
+    let view = out[0]
+        .try_as_plain_ram()
+        .and_then(|plain| plain.as_slice::<f32>())
+        .map_err(|e| Error::Model(format!("{e:#}")))?;
     Ok(view.to_vec())
 }
 

@@ -21,7 +21,7 @@ use tract_onnx::tract_core::ops::change_axes::wire_with_rank_broadcast;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, MaxPool, PaddingSpec, PoolSpec};
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::math;
-use tract_onnx::tract_core::ops::nn::{DataFormat, Softmax, SoftmaxExp, sigmoid};
+use tract_onnx::tract_core::ops::nn::{DataFormat, Softmax, SoftmaxKind, sigmoid};
 
 use crate::Error;
 
@@ -337,7 +337,7 @@ fn build(nodes: &[NodeDef], mut weights: HashMap<String, Tensor>) -> TractResult
                 "Sigmoid" => model.wire_node(&node.name, sigmoid(), &[inputs[0]])?[0],
                 "Softmax" => {
                     let rank = model.outlet_fact(inputs[0])?.rank();
-                    let op = Softmax { axes: tvec!(rank - 1), quant_output_dt: None, exp: SoftmaxExp::default() };
+                    let op = Softmax { axes: tvec!(rank - 1), quant_output_dt: None, kind: SoftmaxKind::default() };
                     model.wire_node(&node.name, op, &[inputs[0]])?[0]
                 }
                 "Add" | "AddV2" | "BiasAdd" => binary(&mut model, &node.name, math::add(), inputs[0], inputs[1])?,
@@ -356,14 +356,14 @@ fn build(nodes: &[NodeDef], mut weights: HashMap<String, Tensor>) -> TractResult
     }
     let input_shape = input_shape.context("graph has no Placeholder input")?;
     let output = output.context("graph has no Identity output")?;
-    model.set_output_outlets(&[output])?;
+    model.select_output_outlets(&[output])?;
     Ok((model, input_shape))
 }
 
 fn channels(model: &TypedModel, wire: OutletId) -> TractResult<usize> {
     let fact = model.outlet_fact(wire)?;
     ensure!(fact.rank() == 4, "expected an NHWC tensor, got {fact:?}");
-    fact.shape[3].to_usize()
+    Ok(fact.shape[3].to_usize()?)
 }
 
 fn binary(model: &mut TypedModel, name: &str, op: TypedBinOp, a: OutletId, b: OutletId) -> TractResult<OutletId> {
@@ -397,7 +397,7 @@ fn wire_conv(model: &mut TypedModel, node: &NodeDef, inputs: &[OutletId]) -> Tra
     node.check_nhwc()?;
     let kernel = model.outlet_fact(inputs[1])?.clone();
     ensure!(kernel.rank() == 4, "{}: kernel {kernel:?} is not HWIO", node.name);
-    let k: Vec<usize> = kernel.shape.iter().map(|d| d.to_usize()).collect::<TractResult<_>>()?;
+    let k: Vec<usize> = kernel.shape.iter().map(|d| d.to_usize()).collect::<Result<_, _>>()?;
     ensure!(k[2] == channels(model, inputs[0])?, "{}: kernel {k:?} does not match the input channels", node.name);
     let pool_spec = PoolSpec {
         data_format: DataFormat::NHWC,
@@ -431,8 +431,8 @@ fn wire_reshape(model: &mut TypedModel, node: &NodeDef, inputs: &[OutletId]) -> 
         .konst
         .clone()
         .with_context(|| format!("{}: the target shape must be a constant", node.name))?;
-    let target: Vec<i64> = target.cast_to::<i64>()?.as_slice::<i64>()?.to_vec();
-    let volume = from.iter().map(|d| d.to_i64()).product::<TractResult<i64>>()?;
+    let target: Vec<i64> = target.cast_to::<i64>()?.to_plain_array_view::<i64>()?.iter().copied().collect();
+    let volume = from.iter().map(|d| d.to_i64()).product::<Result<i64, _>>()?;
     let known: i64 = target.iter().filter(|d| **d >= 0).product();
     let to: TVec<TDim> = target.iter().map(|d| if *d < 0 { volume / known.max(1) } else { *d }.to_dim()).collect();
     Ok(model.wire_node(&node.name, AxisOp::Reshape(0, from, to), &[inputs[0]])?[0])

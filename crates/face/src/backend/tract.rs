@@ -12,7 +12,7 @@ use crate::{Error, Result};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TractBackend;
 
-type Plan = TypedRunnableModel<TypedModel>;
+type Plan = Arc<TypedRunnableModel>;
 
 /// A tract model optimised for fixed input shapes.
 #[derive(Debug)]
@@ -55,7 +55,7 @@ impl InferenceModel for TractModel {
         outputs
             .iter()
             .map(|o| {
-                let view = o.to_array_view::<f32>().map_err(|e| Error::Model(format!("output: {e:#}")))?;
+                let view = o.to_plain_array_view::<f32>().map_err(|e| Error::Model(format!("output: {e:#}")))?;
                 Ok(NdTensor { shape: view.shape().to_vec(), data: view.iter().copied().collect() })
             })
             .collect()
