@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::crypto::Sealer;
 use crate::domain::attendance::AttendanceDesk;
+use crate::domain::attendance_counts;
 use crate::domain::auth::{self, Authenticator, PasswordPool};
 use crate::domain::calendar::Calendar;
 use crate::domain::face::{FaceService, FaceTasks};
@@ -92,8 +93,9 @@ impl App {
         let webhook_wakeup = Wakeup::default();
         let events = Arc::new(EventBus::new(vec![Arc::new(WebhookOutbox::new(webhook_wakeup.clone()))]));
         let cooldown = std::time::Duration::from_secs(config.attendance_cooldown_secs);
-        let attendance = Arc::new(AttendanceDesk::new(db.clone(), events.clone(), sealer.clone(), cooldown));
         let calendar = Calendar::new(config.timezone, config.working_days);
+        attendance_counts::ensure_zone(&db, &calendar).await.context("cannot count attendance per day")?;
+        let attendance = Arc::new(AttendanceDesk::new(db.clone(), events.clone(), sealer.clone(), calendar, cooldown));
         let shutdown = CancellationToken::new();
         let face = Arc::new(face_service(&config, engine)?);
         let enrolled = face.load_index(&db, &sealer).await.context("cannot load the enrolled faces")?;

@@ -214,7 +214,7 @@ pub async fn update_user(
         ensure_not_last_admin(&state).await?;
     }
     let changes = parse_changes(state.auth.passwords(), request).await?;
-    let result = users::apply_changes(&state.db, id, changes).await;
+    let result = users::apply_changes(&state.db, &state.calendar, id, changes).await;
     let event = match &result {
         Ok(_) => AuditEvent::success(
             "user_update",
@@ -338,7 +338,7 @@ pub async fn deactivate_user(
         ensure_not_last_admin(&state).await?;
     }
     let changes = UserChanges { is_active: Some(false), ..Default::default() };
-    users::apply_changes(&state.db, id, changes).await?;
+    users::apply_changes(&state.db, &state.calendar, id, changes).await?;
     // Deactivated people are never recognised.
     state.face.forget(id);
     let event = AuditEvent::success(

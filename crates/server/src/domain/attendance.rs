@@ -10,11 +10,13 @@ use serde_json::json;
 
 use crate::crypto::Sealer;
 use crate::domain::auth::Principal;
+use crate::domain::calendar::Calendar;
 use crate::domain::users::Role;
 use crate::events::{Event, EventBus, EventKind};
 use crate::queue::begin_for_task;
 use crate::store::attendance::{self as attendance_store, AttendanceRecord};
 pub use crate::store::attendance::{AttendanceFilter, NewAttendance};
+use crate::store::attendance_counts::{self, CountKey};
 use crate::store::evidence as evidence_store;
 use crate::store::sealed;
 use crate::store::tasks::TaskClaim;
@@ -66,13 +68,15 @@ pub struct AttendanceDesk {
     events: Arc<EventBus>,
     /// Seals face crops for their log.
     sealer: Sealer,
+    /// The local days and hours logs are counted in.
+    calendar: Calendar,
     /// Zero: no cooldown, every arrival is logged.
     cooldown: Duration,
 }
 
 impl AttendanceDesk {
-    pub fn new(db: Db, events: Arc<EventBus>, sealer: Sealer, cooldown: Duration) -> Self {
-        Self { db, events, sealer, cooldown }
+    pub fn new(db: Db, events: Arc<EventBus>, sealer: Sealer, calendar: Calendar, cooldown: Duration) -> Self {
+        Self { db, events, sealer, calendar, cooldown }
     }
 
     pub fn cooldown(&self) -> Duration {
@@ -116,6 +120,7 @@ impl AttendanceDesk {
         let Some(record) = attendance_store::insert(tx, user.id, &arrival.log).await? else {
             anyhow::bail!("attendance for task {:?} appeared while it was being logged", arrival.log.task_id);
         };
+        self.count(tx, &user, &record, 1).await?;
         // Erasing a person's face data clears `face_enrolled` under the same row lock:
         // a crop arriving after the erasure is not kept.
         if let Some(crop) = arrival.face_crop.as_ref().filter(|_| user.face_enrolled) {
@@ -125,6 +130,20 @@ impl AttendanceDesk {
         let event = attendance_event(&user, &record);
         self.events.record(tx, &event).await?;
         Ok((Logged::New(record), Some(event)))
+    }
+
+    /// Counts `record` of `user` in the attendance counts (`change` 1), or no longer (-1).
+    async fn count(&self, tx: &Tx, user: &UserRecord, record: &AttendanceRecord, change: i64) -> StoreResult<()> {
+        let (day, hour) = self.calendar.day_and_hour(record.timestamp);
+        attendance_counts::count_log(tx, user.id, &CountKey::of(user), &day, hour, change).await
+    }
+
+    /// Deletes the logs before `cutoff` (with their disputes and face crops) and their
+    /// counts; how many logs went.
+    pub async fn delete_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        let deleted = attendance_store::delete_before(&self.db, cutoff).await?;
+        crate::domain::attendance_counts::forget_before(&self.db, &self.calendar, cutoff).await?;
+        Ok(deleted)
     }
 
     /// Announces events recorded in a transaction that has committed.
@@ -181,7 +200,13 @@ impl AttendanceDesk {
             };
             return Ok((voided, None));
         };
-        let employee_id = user_store::find_by_id(tx, record.user_id).await?.map(|user| user.employee_id);
+        // The person's row lock orders this with a change of their department or role,
+        // which moves their counts ([`crate::domain::attendance_counts::move_person`]).
+        let user = user_store::lock(tx, record.user_id).await?;
+        if let Some(user) = &user {
+            self.count(tx, user, &record, -1).await?;
+        }
+        let employee_id = user.map(|user| user.employee_id);
         let event = Event {
             kind: EventKind::AttendanceVoided,
             key: format!("attendance_voided:{}", record.id),

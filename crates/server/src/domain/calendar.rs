@@ -4,10 +4,10 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Offset, TimeZone, Utc, Weekday};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Offset, TimeZone, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 
-use crate::store::local_time::UtcOffsets;
+use crate::store::local_time::{LocalDay, UtcOffsets, date_to_day};
 
 /// The weekdays people are expected on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +125,18 @@ impl Calendar {
     pub fn instants(&self, range: DateRange) -> (DateTime<Utc>, DateTime<Utc>) {
         let after = range.to.succ_opt().unwrap_or(NaiveDate::MAX);
         (self.start_of(range.from), self.start_of(after))
+    }
+
+    /// The local day of `date`, with its instants.
+    pub fn local_day(&self, date: NaiveDate) -> LocalDay {
+        let (start, end) = self.instants(DateRange { from: date, to: date });
+        LocalDay { number: date_to_day(date), start, end }
+    }
+
+    /// The local day and hour of `instant`: where a log made then is counted.
+    pub fn day_and_hour(&self, instant: DateTime<Utc>) -> (LocalDay, i64) {
+        let local = instant.with_timezone(&self.zone);
+        (self.local_day(local.date_naive()), i64::from(local.hour()))
     }
 
     /// The working days of a range.

@@ -12,7 +12,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use crate::domain::calendar::Calendar;
+use crate::domain::attendance_counts;
+use crate::domain::calendar::{Calendar, DateRange};
 use crate::domain::users::Role;
 use crate::store::attendance::{self as attendance_store, NewAttendance};
 use crate::store::users::{self as user_store, NewUser};
@@ -65,6 +66,8 @@ pub async fn exists(db: &Db) -> StoreResult<bool> {
 /// Writes the plan's people and attendance into `db`. `password_hash` is every demo
 /// person's (of a password nobody knows).
 pub async fn generate(db: &Db, calendar: &Calendar, plan: &DemoPlan, password_hash: &str) -> StoreResult<DemoData> {
+    // Counts of the zone first: the days written here are then counted once, below.
+    attendance_counts::ensure_zone(db, calendar).await?;
     let mut rng = StdRng::seed_from_u64(plan.seed);
     let mut people = Vec::with_capacity(plan.people);
     for start in (0..plan.people).step_by(PEOPLE_BATCH) {
@@ -97,6 +100,9 @@ pub async fn generate(db: &Db, calendar: &Calendar, plan: &DemoPlan, password_ha
     if !logs.is_empty() {
         written += attendance_store::insert_many(db, &logs).await?;
     }
+    let tx = db.begin().await?;
+    attendance_counts::recount(&tx, calendar, DateRange { from: first_day, to: plan.last_day }).await?;
+    tx.commit().await?;
     Ok(DemoData { people: people.len(), logs: written, first_day, last_day: plan.last_day })
 }
 

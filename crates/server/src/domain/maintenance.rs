@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::face::FaceTasks;
 use crate::queue::{Task, TaskFailure};
-use crate::store::{attendance, audit, refresh_tokens, tasks};
+use crate::store::{audit, refresh_tokens, tasks};
 
 /// The maintenance tasks there are, by name.
 pub const TASKS: [&str; 5] =
@@ -90,7 +90,7 @@ pub(crate) async fn run(tasks: &FaceTasks, task: &Task) -> Result<Value, TaskFai
             json!({
                 "cutoff": cutoff,
                 "deleted": {
-                    "attendance_logs": attendance::delete_before(&tasks.db, cutoff).await.map_err(retryable)?,
+                    "attendance_logs": tasks.attendance.delete_before(cutoff).await.map_err(retryable)?,
                     "audit_logs": audit::delete_before(&tasks.db, cutoff).await.map_err(retryable)?,
                     "tasks": tasks::delete_ended_before(&tasks.db, cutoff).await.map_err(retryable)?,
                 },

@@ -2,6 +2,7 @@
 //! No HTTP types here.
 
 pub mod attendance;
+pub mod attendance_counts;
 pub mod audit;
 pub mod auth;
 pub mod calendar;

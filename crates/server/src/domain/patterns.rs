@@ -159,7 +159,7 @@ async fn present_per_day(
     filter: &AttendanceFilter,
     offsets: &crate::store::local_time::UtcOffsets,
 ) -> StoreResult<BTreeMap<NaiveDate, i64>> {
-    let days = attendance_store::tally(db, filter, offsets, Counting::default(), &[Grouping::Day]).await?;
+    let days = attendance_store::tally(db, filter, offsets, Counting::persons(), &[Grouping::Day]).await?;
     Ok(days.into_iter().filter_map(|tally| Some((day_to_date(tally.day?)?, tally.persons))).collect())
 }
 
@@ -177,7 +177,7 @@ async fn seasonal_rates(
         db,
         filter,
         offsets,
-        Counting { weekdays: Some(&working), person_days: true },
+        Counting { weekdays: Some(&working), person_days: true, persons: false },
         &[Grouping::Day],
     )
     .await?;

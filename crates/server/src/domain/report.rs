@@ -76,7 +76,7 @@ pub async fn attendance_report(
     let (from, to) = (filter.from.expect("in range"), filter.to.expect("in range"));
     let offsets = calendar.offsets(from, to);
     let working_weekdays = calendar.working_days().numbers();
-    let on_working_days = Counting { weekdays: Some(working_weekdays.as_slice()), person_days: true };
+    let on_working_days = Counting { weekdays: Some(working_weekdays.as_slice()), person_days: true, persons: false };
     let working_days = calendar.working_dates(range).count() as i64;
 
     let people = attendance_store::people_per_department(db, &filter).await?;
@@ -101,7 +101,7 @@ pub async fn attendance_report(
     let present_person_days = departments.values().map(|stats| stats.present_person_days).sum::<i64>();
     let expected_person_days = total_employees * working_days;
     let totals = attendance_store::tally(db, &filter, &offsets, Counting::default(), &[]).await?;
-    let days = attendance_store::tally(db, &filter, &offsets, Counting::default(), &[Grouping::Day]).await?;
+    let days = attendance_store::tally(db, &filter, &offsets, Counting::persons(), &[Grouping::Day]).await?;
     let present_by_day: BTreeMap<NaiveDate, i64> =
         days.into_iter().filter_map(|tally| Some((day_to_date(tally.day?)?, tally.persons))).collect();
     Ok(AttendanceReport {
@@ -136,7 +136,7 @@ pub async fn people_attendance(
     let filter = in_range(calendar, range, filter);
     let offsets = calendar.offsets(filter.from.expect("in range"), filter.to.expect("in range"));
     let working_weekdays = calendar.working_days().numbers();
-    let on_working_days = Counting { weekdays: Some(working_weekdays.as_slice()), person_days: true };
+    let on_working_days = Counting { weekdays: Some(working_weekdays.as_slice()), person_days: true, persons: false };
     let working_days = calendar.working_dates(range).count() as i64;
     let people = attendance_store::people(db, &filter, limit).await?;
     let on_working_days = attendance_store::tally(db, &filter, &offsets, on_working_days, &[Grouping::Person]).await?;

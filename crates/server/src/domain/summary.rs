@@ -97,7 +97,7 @@ pub async fn summarise(
     let (from, to) = calendar.instants(range);
     let filter = AttendanceFilter { from: Some(from), to: Some(to), ..filter };
     let offsets = calendar.offsets(from, to);
-    let totals = attendance_store::tally(db, &filter, &offsets, Counting::default(), &[]).await?;
+    let totals = attendance_store::tally(db, &filter, &offsets, Counting::persons(), &[]).await?;
     let total = totals.first();
     let departments =
         attendance_store::tally(db, &filter, &offsets, Counting::default(), &[Grouping::Department]).await?;

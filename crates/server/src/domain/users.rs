@@ -6,6 +6,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::domain::attendance_counts;
+use crate::domain::calendar::Calendar;
 use crate::store;
 
 /// What a person or an API key may do. Admins manage everything; faculty and students
@@ -141,12 +143,19 @@ pub fn parse_text(field: &'static str, raw: &str, max_len: usize) -> Result<Stri
 /// no such user.
 pub async fn apply_changes(
     db: &store::Db,
+    calendar: &Calendar,
     id: i64,
     changes: store::users::UserChanges,
 ) -> store::StoreResult<Option<store::users::UserRecord>> {
     let deactivating = changes.is_active == Some(false);
     let tx = db.begin().await?;
+    let Some(before) = store::users::lock(&tx, id).await? else {
+        return Ok(None);
+    };
     let updated = store::users::update(&tx, id, changes).await?;
+    if let Some(after) = &updated {
+        attendance_counts::move_person(&tx, calendar, &before, after).await?;
+    }
     if updated.is_some() && deactivating {
         store::refresh_tokens::revoke_all_for_user(&tx, id).await?;
         store::tasks::cancel_enrollments(&tx, id, "the person was deactivated before the enrollment ran").await?;

@@ -3,12 +3,13 @@
 use chrono::{DateTime, Utc};
 use sea_query::{Alias as SqlAlias, Cond, Expr, Iden, OnConflict, Order, Query, SimpleExpr};
 
+use super::attendance_counts;
 use super::local_time::{LocalSeconds, UtcOffsets};
 use super::users::{UserRecord, Users};
 use super::{Alias, Db, Exec, StoreResult};
 
 #[derive(Iden)]
-enum AttendanceLogs {
+pub(super) enum AttendanceLogs {
     Table,
     Id,
     UserId,
@@ -188,6 +189,57 @@ pub async fn find(db: &impl Exec, id: i64) -> StoreResult<Option<AttendanceRecor
     db.fetch_optional(&statement).await
 }
 
+/// How many valid logs the person has from `from` to `to` (exclusive).
+pub async fn count_valid_between(
+    db: &impl Exec,
+    user_id: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> StoreResult<i64> {
+    let statement = Query::select()
+        .expr_as(Expr::col(AttendanceLogs::Id).count(), Alias::Count)
+        .from(AttendanceLogs::Table)
+        .and_where(Expr::col(AttendanceLogs::UserId).eq(user_id))
+        .and_where(Expr::col(AttendanceLogs::Timestamp).gte(from))
+        .and_where(Expr::col(AttendanceLogs::Timestamp).lt(to))
+        .and_where(Expr::col(AttendanceLogs::Status).eq(VALID))
+        .to_owned();
+    db.count(&statement).await
+}
+
+/// The first and the last log's timestamps; `None` when there are no logs.
+pub async fn time_span(db: &impl Exec) -> StoreResult<Option<(DateTime<Utc>, DateTime<Utc>)>> {
+    #[derive(sqlx::FromRow)]
+    struct Span {
+        first: Option<DateTime<Utc>>,
+        last: Option<DateTime<Utc>>,
+    }
+    let timestamp = || Expr::col(AttendanceLogs::Timestamp);
+    let statement = Query::select()
+        .expr_as(timestamp().min(), SqlAlias::new("first"))
+        .expr_as(timestamp().max(), SqlAlias::new("last"))
+        .from(AttendanceLogs::Table)
+        .to_owned();
+    let span = db.fetch_optional::<Span>(&statement).await?;
+    Ok(span.and_then(|span| span.first.zip(span.last)))
+}
+
+/// The timestamps of the person's valid logs, oldest first.
+pub async fn valid_times_of(db: &impl Exec, user_id: i64) -> StoreResult<Vec<DateTime<Utc>>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        timestamp: DateTime<Utc>,
+    }
+    let statement = Query::select()
+        .column(AttendanceLogs::Timestamp)
+        .from(AttendanceLogs::Table)
+        .and_where(Expr::col(AttendanceLogs::UserId).eq(user_id))
+        .and_where(Expr::col(AttendanceLogs::Status).eq(VALID))
+        .order_by(AttendanceLogs::Timestamp, Order::Asc)
+        .to_owned();
+    Ok(db.fetch_all::<Row>(&statement).await?.into_iter().map(|row| row.timestamp).collect())
+}
+
 /// Voids log `id` if it is valid; `None` when it is not (already voided, or no such log).
 pub async fn void(
     db: &impl Exec,
@@ -298,7 +350,7 @@ impl AttendanceFilter {
     }
 
     /// The part of the filter that selects people (columns of `users`).
-    fn people_condition(&self) -> Cond {
+    pub(super) fn people_condition(&self) -> Cond {
         let user = |column| (Users::Table, column);
         let mut condition = Cond::all();
         if let Some(user_id) = self.user_id {
@@ -393,7 +445,7 @@ fn listing_query() -> sea_query::SelectStatement {
         .to_owned()
 }
 
-fn owner_of_log() -> SimpleExpr {
+pub(super) fn owner_of_log() -> SimpleExpr {
     Expr::col((AttendanceLogs::Table, AttendanceLogs::UserId)).equals((Users::Table, Users::Id))
 }
 
@@ -436,12 +488,44 @@ pub struct Counting<'a> {
     /// Count [`Tally::person_days`] (a distinct count over every log's local day: the
     /// costly measure, left at 0 unless asked for).
     pub person_days: bool,
+    /// Count [`Tally::persons`] (left at 0 unless asked for).
+    pub persons: bool,
+}
+
+impl Counting<'static> {
+    /// Logs and distinct people.
+    pub fn persons() -> Self {
+        Self { persons: true, ..Self::default() }
+    }
 }
 
 /// Counts of the valid logs that `filter` selects, grouped in the database (no rows are
 /// loaded): one [`Tally`] per group, or one for everything when `groups` is empty. Days
 /// and hours are local by `offsets`, which must cover the filter's time range.
+///
+/// A range of whole local days is answered from the counts kept as logs are written
+/// ([`super::attendance_counts`]) where they know enough, else from the logs.
 pub async fn tally(
+    db: &Db,
+    filter: &AttendanceFilter,
+    offsets: &UtcOffsets,
+    counting: Counting<'_>,
+    groups: &[Grouping],
+) -> StoreResult<Vec<Tally>> {
+    let whole_days = filter
+        .from
+        .zip(filter.to)
+        .and_then(|(from, to)| Some((offsets.day_starting_at(from)?, offsets.day_starting_at(to)?)));
+    match whole_days {
+        Some(days) if attendance_counts::can_answer(filter, counting, groups) => {
+            attendance_counts::tally(db, filter, days, counting, groups).await
+        }
+        _ => tally_from_logs(db, filter, offsets, counting, groups).await,
+    }
+}
+
+/// [`tally`] counted from the logs themselves.
+pub async fn tally_from_logs(
     db: &Db,
     filter: &AttendanceFilter,
     offsets: &UtcOffsets,
@@ -458,7 +542,10 @@ pub async fn tally(
         .inner_join(Users::Table, owner_of_log())
         .cond_where(AttendanceFilter { status: Some(VALID), ..filter.clone() }.condition())
         .expr_as(Expr::col((AttendanceLogs::Table, AttendanceLogs::Id)).count(), SqlAlias::new("attendances"))
-        .expr_as(user_column().count_distinct(), SqlAlias::new("persons"))
+        .expr_as(
+            if counting.persons { user_column().count_distinct() } else { Expr::cust("CAST(0 AS BIGINT)") },
+            SqlAlias::new("persons"),
+        )
         .expr_as(
             Expr::cust(if counting.person_days {
                 format!("COUNT(DISTINCT {person_day})")

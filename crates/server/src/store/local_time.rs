@@ -33,6 +33,26 @@ impl UtcOffsets {
     pub fn changes(&self) -> &[(i64, i32)] {
         &self.changes
     }
+
+    /// The offset at Unix second `at`.
+    pub fn at(&self, at: i64) -> i32 {
+        self.changes.iter().take_while(|(from, _)| *from <= at).last().map_or(self.first, |(_, offset)| *offset)
+    }
+
+    /// The local day that starts at `instant`, when a local day starts then.
+    pub fn day_starting_at(&self, instant: chrono::DateTime<chrono::Utc>) -> Option<i64> {
+        let local = instant.timestamp() + i64::from(self.at(instant.timestamp()));
+        (local.rem_euclid(SECONDS_PER_DAY) == 0).then(|| local.div_euclid(SECONDS_PER_DAY))
+    }
+}
+
+/// One local day: its number (as [`LocalSeconds::day`] counts) and its instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalDay {
+    pub number: i64,
+    pub start: chrono::DateTime<chrono::Utc>,
+    /// Exclusive: the start of the next day.
+    pub end: chrono::DateTime<chrono::Utc>,
 }
 
 /// A timestamp column in local Unix seconds (seconds since 1970-01-01 00:00 local time).
@@ -75,6 +95,11 @@ impl LocalSeconds {
     pub fn hour(&self) -> SimpleExpr {
         Expr::cust(format!("(({} % {SECONDS_PER_DAY}) / 3600)", self.0))
     }
+}
+
+/// The day number of a date, as [`LocalSeconds::day`] counts.
+pub fn date_to_day(date: chrono::NaiveDate) -> i64 {
+    (date - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date")).num_days()
 }
 
 /// The date of a day number from [`LocalSeconds::day`].

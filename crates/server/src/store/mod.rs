@@ -6,6 +6,7 @@
 
 pub mod api_keys;
 pub mod attendance;
+pub mod attendance_counts;
 pub mod audit;
 pub mod disputes;
 pub mod evidence;
