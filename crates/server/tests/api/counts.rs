@@ -13,6 +13,7 @@ use rollcall_server::store::attendance::{self as attendance_store, AttendanceFil
 
 use crate::attendance::report;
 use crate::helpers::*;
+use crate::maintenance::maintain;
 
 fn berlin(config: &mut rollcall_server::Config) {
     config.timezone = chrono_tz::Europe::Berlin;
@@ -147,24 +148,7 @@ async fn the_counts_follow_logs_voids_marks_moves_deactivations_and_deletions() 
     assert_eq!(summary(&app, "?date_from=2024-03-25&date_to=2024-04-07").await["total_attendances"], 7);
 
     // Deleting the logs older than a cutoff forgets their days.
-    let response = app
-        .post(
-            "/system/maintenance/",
-            Some(&app.admin_token),
-            json!({"task": "cleanup_old_logs", "parameters": {"days_to_keep": 1}}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let task_id = response.json::<Value>().await.unwrap()["task_id"].as_str().unwrap().to_owned();
-    for _ in 0..300 {
-        let status: Value =
-            app.get(&format!("/system/maintenance/{task_id}/"), &app.admin_token).await.json().await.unwrap();
-        if status["status"] == "completed" {
-            break;
-        }
-        assert_ne!(status["status"], "failed", "{status}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    maintain(&app, "cleanup_old_logs", json!({"days_to_keep": 1})).await;
     let week = summary(&app, "?date_from=2024-03-25&date_to=2024-04-07").await;
     assert_eq!((week["total_attendances"].as_i64(), week["unique_persons"].as_i64()), (Some(0), Some(0)), "{week}");
     assert_counts_match_logs(&app, &calendar, range).await;

@@ -29,7 +29,7 @@ async fn execute(app: &TestApp, sql: &str) -> u64 {
 const LONG_AGO: &str = "2020-01-01T00:00:00+00:00";
 
 /// Starts `task` and waits for it to end; its status body.
-async fn maintain(app: &TestApp, task: &str, parameters: Value) -> Value {
+pub async fn maintain(app: &TestApp, task: &str, parameters: Value) -> Value {
     let response =
         app.post("/system/maintenance/", Some(&app.admin_token), json!({"task": task, "parameters": parameters})).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
