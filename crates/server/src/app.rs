@@ -15,6 +15,7 @@ use crate::domain::attendance::AttendanceDesk;
 use crate::domain::attendance_counts;
 use crate::domain::auth::{self, Authenticator, PasswordPool};
 use crate::domain::calendar::Calendar;
+use crate::domain::cameras::supervisor::{CameraSupervisor, IngestParts};
 use crate::domain::face::{FaceService, FaceTasks};
 use crate::domain::users::{Email, NewPassword, Role};
 use crate::events::EventBus;
@@ -55,6 +56,8 @@ pub struct App {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// What this process's task workers are doing.
     pub workers: Arc<crate::queue::worker::WorkerStats>,
+    /// The ingestion workers of the active cameras.
+    pub cameras: Arc<CameraSupervisor>,
 }
 
 /// Shared handle to the [`App`], cheap to clone into handlers.
@@ -109,6 +112,13 @@ impl App {
         ));
         let admission =
             Admission::new(std::time::Duration::from_secs(config.max_queue_wait_secs), config.task_workers());
+        let cameras = Arc::new(CameraSupervisor::new(IngestParts {
+            db: db.clone(),
+            sealer: sealer.clone(),
+            queue: queue.clone(),
+            face: face.clone(),
+            max_backoff: std::time::Duration::from_secs(config.camera_reconnect_max_secs),
+        }));
         let inflight_bodies = InflightBytes::new(config.max_inflight_body_bytes.max(config.max_body_bytes));
         Ok(Self {
             config,
@@ -128,6 +138,7 @@ impl App {
             requests: Arc::default(),
             metrics: Arc::default(),
             workers: Arc::default(),
+            cameras,
         })
     }
 

@@ -66,6 +66,7 @@ pub async fn run_with_engine(
         queue::worker::WorkerObservers { stats: state.workers.clone(), metrics: state.metrics.clone() },
         state.shutdown.clone(),
     );
+    let cameras = tokio::spawn(state.cameras.clone().run(state.shutdown.clone()));
     tracing::info!(%address, database = state.db.backend_name(), "rollcall is listening");
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
@@ -93,6 +94,7 @@ pub async fn run_with_engine(
         tracing::warn!("task workers did not finish in time; their tasks will run again");
     }
     sweeper.abort();
+    let _ = tokio::time::timeout(timeout, cameras).await;
     if tokio::time::timeout(timeout, deliverer).await.is_err() {
         tracing::warn!("the webhook deliverer did not stop in time");
     }

@@ -48,6 +48,17 @@ impl Server {
     /// Starts on a free port with its data in `dir`, the real models, the bootstrap admin,
     /// and `env` on top; returns once it is ready.
     pub async fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_with_output(dir, env, Stdio::null(), Stdio::null()).await
+    }
+
+    /// [`Server::start`], with everything the server prints (its log) written to `log`.
+    pub async fn start_logging_to(dir: &Path, env: &[(&str, &str)], log: &Path) -> Server {
+        let file = std::fs::File::create(log).unwrap();
+        let copy = file.try_clone().unwrap();
+        Self::start_with_output(dir, env, Stdio::from(file), Stdio::from(copy)).await
+    }
+
+    async fn start_with_output(dir: &Path, env: &[(&str, &str)], stdout: Stdio, stderr: Stdio) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
             .arg("serve")
@@ -60,8 +71,8 @@ impl Server {
             .env("ROLLCALL_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
             .expect("rollcall starts");
         let mut server = Server { child, base: format!("http://127.0.0.1:{port}") };

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod attendance;
 pub mod audit;
 pub mod auth;
+pub mod cameras;
 pub mod disputes;
 pub mod docs;
 pub mod error;
@@ -55,6 +56,7 @@ use crate::limiter::Category;
         (name = "face", description = "Enrollment, verification and biometric erasure"),
         (name = "attendance", description = "Attendance logs, summaries, manual marks, voids and disputes"),
         (name = "reports", description = "Attendance reports (JSON, PDF, Excel) and analytics"),
+        (name = "cameras", description = "Cameras the server watches: their settings (credentials never shown), a connection test and live health"),
         (name = "mobile", description = "Phone profile and geofenced selfie check-in, and the check-in sites"),
     )
 )]
@@ -159,6 +161,11 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(mobile::check_in_status))
         .routes(routes!(mobile::list_sites, mobile::create_site))
         .routes(routes!(mobile::get_site, mobile::update_site, mobile::delete_site))
+        .routes(routes!(cameras::list_cameras, cameras::create_camera))
+        .routes(routes!(cameras::get_camera, cameras::update_camera, cameras::delete_camera))
+        .routes(routes!(cameras::camera_stream))
+        .routes(routes!(cameras::test_camera))
+        .routes(routes!(cameras::camera_health))
         .routes(routes!(incidents::report_incident))
         .routes(routes!(incidents::list_incidents))
         .routes(routes!(incidents::get_incident))

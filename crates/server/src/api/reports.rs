@@ -18,6 +18,7 @@ use super::extract::{Auth, Json, Query};
 use crate::app::AppState;
 use crate::domain::attendance::{self, AttendanceFilter};
 use crate::domain::audit::{self, AuditEvent, ClientInfo};
+use crate::domain::cameras::supervisor::StatusCounts;
 use crate::domain::patterns;
 use crate::domain::report::{self, AttendanceReport};
 use crate::domain::summary::Period;
@@ -473,8 +474,8 @@ pub struct RealTimeResponse {
     /// the first.
     pub avg_processing_time: Option<f64>,
     pub system_health: RealTimeHealth,
-    /// Cameras by state (none are managed yet: zeros).
-    pub camera_status: CameraStatus,
+    /// Active cameras by state, as this server watches them.
+    pub camera_status: StatusCounts,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -494,13 +495,6 @@ pub struct RealTimeHealth {
     pub queue_size: i64,
     /// Seconds the longest-waiting task has waited.
     pub oldest_task_wait: Option<f64>,
-}
-
-#[derive(Serialize, ToSchema, Default)]
-pub struct CameraStatus {
-    pub online: u32,
-    pub offline: u32,
-    pub errors: u32,
 }
 
 /// Mean processing time over this many recent verifications.
@@ -552,6 +546,6 @@ pub async fn real_time(State(state): State<AppState>) -> ApiResult<Json<RealTime
             queue_size,
             oldest_task_wait: oldest_task_wait.map(|wait| rounded(wait, 3)),
         },
-        camera_status: CameraStatus::default(),
+        camera_status: state.cameras.counts(),
     }))
 }

@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::Json;
 use crate::app::AppState;
+use crate::domain::cameras::supervisor::StatusCounts;
 use crate::domain::face::EngineState;
 use crate::queue::TaskKind;
 use crate::store::tasks::{self, COMPLETED};
@@ -54,8 +55,30 @@ pub struct Services {
     pub rabbitmq: NotConfigured,
     pub task_queue: QueueHealth,
     pub ai_workers: WorkerHealth,
-    /// Cameras are not managed yet: `not_configured`.
-    pub cameras: NotConfigured,
+    pub cameras: CamerasHealth,
+}
+
+/// The active cameras this server watches. Not part of the overall status: a camera
+/// that is down does not stop the service.
+#[derive(Serialize, ToSchema)]
+pub struct CamerasHealth {
+    /// `not_configured` without active cameras; `healthy` when every one is online or
+    /// connecting; `degraded` otherwise.
+    pub status: &'static str,
+    #[serde(flatten)]
+    pub counts: StatusCounts,
+}
+
+impl CamerasHealth {
+    fn new(counts: StatusCounts) -> Self {
+        let total = counts.online + counts.offline + counts.errors + counts.connecting;
+        let status = match total {
+            0 => "not_configured",
+            _ if counts.offline + counts.errors == 0 => "healthy",
+            _ => "degraded",
+        };
+        Self { status, counts }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -170,7 +193,7 @@ pub async fn system_health(State(state): State<AppState>) -> ApiResult<Json<Syst
             rabbitmq: NOT_CONFIGURED,
             task_queue,
             ai_workers,
-            cameras: NOT_CONFIGURED,
+            cameras: CamerasHealth::new(state.cameras.counts()),
         },
         performance,
     }))

@@ -6,6 +6,7 @@ pub mod attendance_counts;
 pub mod audit;
 pub mod auth;
 pub mod calendar;
+pub mod cameras;
 pub mod demo;
 pub mod disputes;
 pub mod evidence;

@@ -65,8 +65,19 @@ pub const INCIDENT_IMAGES: SealedColumn = SealedColumn {
     key_is_text: false,
 };
 
-pub const ALL: [&SealedColumn; 6] =
-    [&FACE_TEMPLATES, &ENROLLMENT_IMAGES, &TASK_PAYLOADS, &WEBHOOK_SECRETS, &ARRIVAL_EVIDENCE, &INCIDENT_IMAGES];
+/// A camera's stream URL, with the credentials in it.
+pub const CAMERA_URLS: SealedColumn =
+    SealedColumn { table: "cameras", key: "id", owner: "id", sealed: "url", purpose: "url", key_is_text: true };
+
+pub const ALL: [&SealedColumn; 7] = [
+    &FACE_TEMPLATES,
+    &ENROLLMENT_IMAGES,
+    &TASK_PAYLOADS,
+    &WEBHOOK_SECRETS,
+    &ARRIVAL_EVIDENCE,
+    &INCIDENT_IMAGES,
+    &CAMERA_URLS,
+];
 
 impl SealedColumn {
     fn binding(&self, owner: impl std::fmt::Display) -> Binding {
@@ -102,6 +113,11 @@ pub fn arrival_evidence_binding(attendance_id: i64) -> Binding {
 /// What the photo sent with incident `incident_id` is sealed for.
 pub fn incident_image_binding(incident_id: i64) -> Binding {
     INCIDENT_IMAGES.binding(incident_id)
+}
+
+/// What camera `camera_id`'s stream URL is sealed for.
+pub fn camera_url_binding(camera_id: &str) -> Binding {
+    CAMERA_URLS.binding(camera_id)
 }
 
 /// A row's primary key.

@@ -77,6 +77,9 @@ async fn rotating_the_data_key_reseals_everything_and_old_format_data_still_open
     let report = json!({"type": "other", "description": "a photo to re-seal", "image": photo("biden.jpg")});
     let reported = app.post("/security/report-incident/", Some(&app.admin_token), report).await;
     assert_eq!(reported.status(), StatusCode::CREATED);
+    let camera = json!({"id": "CAM001", "name": "Gate", "rtsp_url": "rtsp://admin:cam-secret@10.0.0.7/stream",
+        "is_active": false});
+    assert_eq!(app.post("/cameras/", Some(&app.admin_token), camera).await.status(), StatusCode::CREATED);
     let stopped = app.stop().await;
 
     // The template and the webhook secret as an older version stored them.
@@ -138,6 +141,8 @@ async fn rotating_the_data_key_reseals_everything_and_old_format_data_still_open
     assert_signed(&requests[1], secret);
     let after = verify(&app, &app.admin_token, "obama3.jpg").await;
     assert_eq!(after["employee_id"], "OBAMA", "the re-sealed template opens: {after}");
+    let stream: Value = app.get("/cameras/CAM001/stream/", &app.admin_token).await.json().await.unwrap();
+    assert_eq!(stream["rtsp_url"], "rtsp://admin:***@10.0.0.7/stream", "the re-sealed camera URL opens: {stream}");
 }
 
 #[tokio::test]

@@ -373,7 +373,7 @@ async fn real_time_analytics_count_today_and_the_services_own_requests() {
     let connections =
         health["database_connections"].as_u64().unwrap() + health["database_idle_connections"].as_u64().unwrap();
     assert!(connections >= 1, "{health}");
-    assert_eq!(body["camera_status"], json!({"online": 0, "offline": 0, "errors": 0}));
+    assert_eq!(body["camera_status"], json!({"online": 0, "offline": 0, "errors": 0, "connecting": 0}));
 
     let response = app.get("/reports/analytics/real-time/", &faculty.token).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);

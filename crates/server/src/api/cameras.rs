@@ -1,0 +1,467 @@
+//! `/cameras/`: the streams the server watches, their connection test and live health.
+//! Admins manage cameras; faculty may read the list and health (no credentials are in
+//! either); students and non-admin API keys get 403.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{Admin, Auth, Json, Path};
+use crate::app::AppState;
+use crate::domain::audit::{self, AuditEvent, ClientInfo};
+use crate::domain::auth::Principal;
+use crate::domain::cameras::source::{HttpSource, http_client};
+use crate::domain::cameras::stats::{Snapshot, Status};
+use crate::domain::cameras::{self, CameraInput, CameraSpec, masked_url, stored_camera};
+use crate::domain::users::Invalid;
+use crate::store::StoreError;
+use crate::store::cameras::{self as camera_store, CameraRecord};
+
+/// The longest a connection test may take.
+const TEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A camera, with its live figures as this server measures them. `rtsp_url` has its
+/// password and secret query values replaced by `***`.
+#[derive(Serialize, ToSchema)]
+pub struct Camera {
+    pub id: String,
+    pub name: String,
+    pub location: String,
+    pub ip_address: Option<String>,
+    /// The stream URL, credentials masked.
+    pub rtsp_url: String,
+    /// `online`, `offline`, `error`, `connecting` or `inactive`.
+    pub status: &'static str,
+    /// Why the camera is offline or in error, in plain words.
+    pub last_error: Option<String>,
+    /// When the last frame arrived.
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Of the last sampled frame, e.g. `1920x1080`.
+    pub resolution: Option<String>,
+    /// Frames received per second over the last seconds (measured, not configured).
+    pub fps: Option<f64>,
+    pub is_active: bool,
+    /// `entry`, `exit` or `both`. Exit events are not recorded yet: an `exit` camera logs
+    /// no arrivals.
+    pub direction: &'static str,
+    /// Frames looked at per second.
+    pub sample_fps: f64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Camera {
+    fn new(record: CameraRecord, live: Option<Snapshot>) -> Self {
+        let status =
+            live.as_ref().map_or(if record.is_active { Status::Connecting } else { Status::Inactive }, |s| s.status);
+        let live = live.as_ref();
+        Self {
+            direction: cameras::Direction::parse(&record.direction).map_or("entry", cameras::Direction::as_str),
+            id: record.id,
+            name: record.name,
+            location: record.location,
+            ip_address: record.ip_address,
+            rtsp_url: record.masked_url,
+            status: status.as_str(),
+            last_error: live.and_then(|s| s.last_error.clone()),
+            last_seen: live.and_then(|s| s.last_frame),
+            resolution: live.and_then(|s| s.resolution).map(|(w, h)| format!("{w}x{h}")),
+            fps: live.and_then(|s| s.fps).map(round2),
+            is_active: record.is_active,
+            sample_fps: record.sample_fps,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CameraList {
+    pub results: Vec<Camera>,
+}
+
+/// A new camera. Credentials may be in `rtsp_url` or in `username` / `password`; either
+/// way they are stored encrypted and never shown again.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCameraBody {
+    /// 1 to 32 letters, digits, `-` or `_` (e.g. `CAM001`).
+    pub id: String,
+    pub name: String,
+    pub location: Option<String>,
+    /// Taken from the URL's host when that is an address.
+    pub ip_address: Option<String>,
+    /// `rtsp://` or `rtsps://` (H.264), or `http(s)://` for a JPEG snapshot URL or an MJPEG
+    /// stream.
+    pub rtsp_url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// `entry` (default), `exit` or `both`.
+    pub direction: Option<String>,
+    /// Frames looked at per second, 0.2 to 10 (default 2).
+    pub sample_fps: Option<f64>,
+    /// Default true.
+    pub is_active: Option<bool>,
+}
+
+/// A change: what is left out stays. A new `rtsp_url` without credentials keeps the
+/// current ones; `"username": ""` removes them.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CameraChangeBody {
+    pub name: Option<String>,
+    pub location: Option<String>,
+    /// `""` takes it from the URL again.
+    pub ip_address: Option<String>,
+    pub rtsp_url: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub direction: Option<String>,
+    pub sample_fps: Option<f64>,
+    pub is_active: Option<bool>,
+}
+
+fn invalid(invalid: Invalid) -> ApiError {
+    ApiError::validation(invalid.field, invalid.message)
+}
+
+fn no_camera(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no camera {id}"))
+}
+
+/// A camera id from the path: one that cannot exist is simply not found.
+fn path_id(raw: &str) -> ApiResult<String> {
+    cameras::camera_id(raw).map_err(|_| no_camera("with that id"))
+}
+
+async fn find(state: &AppState, id: &str) -> ApiResult<CameraRecord> {
+    camera_store::find(&state.db, id).await?.ok_or_else(|| no_camera(id))
+}
+
+fn opened(state: &AppState, record: &CameraRecord) -> ApiResult<CameraSpec> {
+    stored_camera(record, &state.sealer).map_err(ApiError::Internal)
+}
+
+fn view(state: &AppState, record: CameraRecord) -> Camera {
+    let live = state.cameras.stats(&record.id);
+    Camera::new(record, live)
+}
+
+async fn audit_camera(
+    state: &AppState,
+    client: &ClientInfo,
+    admin: &Principal,
+    action: &'static str,
+    camera: &CameraRecord,
+) {
+    let details = json!({"camera_id": camera.id, "name": camera.name, "rtsp_url": camera.masked_url,
+        "direction": camera.direction, "sample_fps": camera.sample_fps, "is_active": camera.is_active});
+    audit::record(&state.db, client, AuditEvent::success(action, Some(admin.audit_name()), details)).await;
+}
+
+/// Every camera, by id, with its live status.
+#[utoipa::path(get, path = "/cameras/", tag = "cameras",
+    responses((status = 200, body = CameraList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_cameras(State(state): State<AppState>, _caller: Auth) -> ApiResult<Json<CameraList>> {
+    let records = camera_store::all(&state.db).await?;
+    Ok(Json(CameraList { results: records.into_iter().map(|record| view(&state, record)).collect() }))
+}
+
+/// Add a camera (admin). An active camera is watched at once. Audited (`camera_create`).
+#[utoipa::path(post, path = "/cameras/", tag = "cameras", request_body = NewCameraBody,
+    responses((status = 201, body = Camera), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "The id is taken")))]
+pub async fn create_camera(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    client: ClientInfo,
+    Json(body): Json<NewCameraBody>,
+) -> ApiResult<(StatusCode, Json<Camera>)> {
+    let id = cameras::camera_id(&body.id).map_err(invalid)?;
+    let spec = cameras::new_camera(CameraInput {
+        name: Some(body.name),
+        location: body.location,
+        ip_address: body.ip_address,
+        url: Some(body.rtsp_url),
+        username: body.username,
+        password: body.password,
+        direction: body.direction,
+        sample_fps: body.sample_fps,
+        is_active: body.is_active,
+    })
+    .map_err(invalid)?;
+    let record =
+        camera_store::insert(&state.db, &id, spec.seal(&id, &state.sealer)).await.map_err(|error| match error {
+            StoreError::Conflict(_) => ApiError::Conflict(format!("a camera {id} exists already")),
+            other => other.into(),
+        })?;
+    audit_camera(&state, &client, &admin, "camera_create", &record).await;
+    state.cameras.cameras_changed();
+    Ok((StatusCode::CREATED, Json(view(&state, record))))
+}
+
+/// One camera, with its live status.
+#[utoipa::path(get, path = "/cameras/{camera_id}/", tag = "cameras", params(("camera_id" = String, Path)),
+    responses((status = 200, body = Camera), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn get_camera(
+    State(state): State<AppState>,
+    _caller: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Camera>> {
+    let record = find(&state, &path_id(&id)?).await?;
+    Ok(Json(view(&state, record)))
+}
+
+/// Change a camera (admin; what is left out stays). Its worker reconnects with the new
+/// settings at once. Audited (`camera_update`).
+#[utoipa::path(put, path = "/cameras/{camera_id}/", tag = "cameras", params(("camera_id" = String, Path)),
+    request_body = CameraChangeBody,
+    responses((status = 200, body = Camera), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_camera(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    client: ClientInfo,
+    Path(id): Path<String>,
+    Json(body): Json<CameraChangeBody>,
+) -> ApiResult<Json<Camera>> {
+    let current = find(&state, &path_id(&id)?).await?;
+    let spec = cameras::changed_camera(
+        opened(&state, &current)?,
+        CameraInput {
+            name: body.name,
+            location: body.location,
+            ip_address: body.ip_address,
+            url: body.rtsp_url,
+            username: body.username,
+            password: body.password,
+            direction: body.direction,
+            sample_fps: body.sample_fps,
+            is_active: body.is_active,
+        },
+    )
+    .map_err(invalid)?;
+    let record = camera_store::update(&state.db, &current.id, spec.seal(&current.id, &state.sealer))
+        .await?
+        .ok_or_else(|| no_camera(&current.id))?;
+    audit_camera(&state, &client, &admin, "camera_update", &record).await;
+    state.cameras.cameras_changed();
+    Ok(Json(view(&state, record)))
+}
+
+/// Remove a camera (admin): its worker stops. Logs made at it keep its id. Audited
+/// (`camera_delete`).
+#[utoipa::path(delete, path = "/cameras/{camera_id}/", tag = "cameras", params(("camera_id" = String, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn delete_camera(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    client: ClientInfo,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let record = find(&state, &path_id(&id)?).await?;
+    if !camera_store::delete(&state.db, &record.id).await? {
+        return Err(no_camera(&record.id));
+    }
+    audit_camera(&state, &client, &admin, "camera_delete", &record).await;
+    state.cameras.cameras_changed();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Where a camera's stream is, credentials masked.
+#[derive(Serialize, ToSchema)]
+pub struct CameraStream {
+    pub camera_id: String,
+    /// The stream URL with its password and secret query values replaced by `***`.
+    pub rtsp_url: String,
+    /// `rtsp` or `http`.
+    pub protocol: String,
+}
+
+/// A camera's stream URL, credentials masked (admin).
+#[utoipa::path(get, path = "/cameras/{camera_id}/stream/", tag = "cameras", params(("camera_id" = String, Path)),
+    responses((status = 200, body = CameraStream), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn camera_stream(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CameraStream>> {
+    let record = find(&state, &path_id(&id)?).await?;
+    let spec = opened(&state, &record)?;
+    let protocol = if spec.url.scheme().starts_with("rtsp") { "rtsp" } else { "http" };
+    Ok(Json(CameraStream { camera_id: record.id, rtsp_url: masked_url(&spec.url), protocol: protocol.into() }))
+}
+
+/// What a connection test found.
+#[derive(Serialize, ToSchema)]
+pub struct CameraTest {
+    pub camera_id: String,
+    /// Whether a frame arrived.
+    pub success: bool,
+    /// `jpeg` (snapshot URL) or `mjpeg`.
+    pub codec: Option<&'static str>,
+    /// Of the frame, e.g. `1920x1080`.
+    pub resolution: Option<String>,
+    /// From the request to the first frame.
+    pub latency_ms: u64,
+    /// What went wrong, in plain words.
+    pub error: Option<String>,
+}
+
+/// Connect to a camera now and grab one frame (admin), within 15 seconds. Audited
+/// (`camera_test`).
+#[utoipa::path(post, path = "/cameras/{camera_id}/test/", tag = "cameras", params(("camera_id" = String, Path)),
+    responses((status = 200, body = CameraTest), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn test_camera(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    client: ClientInfo,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CameraTest>> {
+    let record = find(&state, &path_id(&id)?).await?;
+    let spec = opened(&state, &record)?;
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(TEST_TIMEOUT, grab_one_frame(&spec.url))
+        .await
+        .unwrap_or_else(|_| Err(format!("no frame within {} seconds", TEST_TIMEOUT.as_secs())));
+    let latency_ms = started.elapsed().as_millis() as u64;
+    let test = match outcome {
+        Ok((codec, resolution)) => CameraTest {
+            camera_id: record.id.clone(),
+            success: true,
+            codec: Some(codec),
+            resolution,
+            latency_ms,
+            error: None,
+        },
+        Err(error) => CameraTest {
+            camera_id: record.id.clone(),
+            success: false,
+            codec: None,
+            resolution: None,
+            latency_ms,
+            error: Some(error),
+        },
+    };
+    let details = json!({"camera_id": record.id, "success": test.success, "error": test.error});
+    audit::record(&state.db, &client, AuditEvent::success("camera_test", Some(admin.audit_name()), details)).await;
+    Ok(Json(test))
+}
+
+async fn grab_one_frame(url: &url::Url) -> Result<(&'static str, Option<String>), String> {
+    let mut source = HttpSource::open(&http_client(), url).await.map_err(|e| e.message)?;
+    let frame = source.next_frame().await.map_err(|e| e.message)?;
+    let size = image::ImageReader::new(std::io::Cursor::new(&frame.jpeg))
+        .with_guessed_format()
+        .ok()
+        .and_then(|reader| reader.into_dimensions().ok())
+        .ok_or("the camera's frame is not a readable JPEG")?;
+    Ok((source.codec(), Some(format!("{}x{}", size.0, size.1))))
+}
+
+/// The spec's health figures, and the same as numbers.
+#[derive(Serialize, ToSchema)]
+pub struct CameraHealth {
+    pub camera_id: String,
+    /// `online`, `offline`, `error`, `connecting` or `inactive`.
+    pub status: &'static str,
+    /// How long frames have arrived without a break, in words (`48 hours`).
+    pub uptime: Option<String>,
+    pub uptime_secs: Option<i64>,
+    pub last_frame: Option<DateTime<Utc>>,
+    /// Sharpness and exposure of the sampled frames, 0 to 1 (a running mean).
+    pub quality_score: Option<f32>,
+    /// Received, over the last seconds (`2.3 Mbps`).
+    pub bandwidth_usage: Option<String>,
+    pub bandwidth_bps: Option<f64>,
+    /// Failures since the worker started (connection lost, refused, bad frames).
+    pub error_count: u64,
+    pub last_error: Option<String>,
+    pub fps: Option<f64>,
+    pub resolution: Option<String>,
+    pub codec: Option<&'static str>,
+    pub frames_received: u64,
+    pub frames_sampled: u64,
+    /// Faces followed across frames: each is one walk-past.
+    pub faces_tracked: u64,
+    /// Best faces of tracks queued for verification.
+    pub verifications: u64,
+}
+
+/// A camera's live health as this server measures it.
+#[utoipa::path(get, path = "/cameras/{camera_id}/health/", tag = "cameras", params(("camera_id" = String, Path)),
+    responses((status = 200, body = CameraHealth), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn camera_health(
+    State(state): State<AppState>,
+    _caller: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CameraHealth>> {
+    let record = find(&state, &path_id(&id)?).await?;
+    let live = state.cameras.stats(&record.id);
+    let status =
+        live.as_ref().map_or(if record.is_active { Status::Connecting } else { Status::Inactive }, |s| s.status);
+    let uptime_secs = live.as_ref().and_then(|s| s.uptime_secs(Utc::now()));
+    let live = live.as_ref();
+    Ok(Json(CameraHealth {
+        camera_id: record.id,
+        status: status.as_str(),
+        uptime: uptime_secs.map(uptime_in_words),
+        uptime_secs,
+        last_frame: live.and_then(|s| s.last_frame),
+        quality_score: live.and_then(|s| s.quality_score).map(|q| (q * 100.0).round() / 100.0),
+        bandwidth_usage: live.and_then(|s| s.bandwidth_bps).map(bandwidth_in_words),
+        bandwidth_bps: live.and_then(|s| s.bandwidth_bps).map(f64::round),
+        error_count: live.map_or(0, |s| s.error_count),
+        last_error: live.and_then(|s| s.last_error.clone()),
+        fps: live.and_then(|s| s.fps).map(round2),
+        resolution: live.and_then(|s| s.resolution).map(|(w, h)| format!("{w}x{h}")),
+        codec: live.and_then(|s| s.codec),
+        frames_received: live.map_or(0, |s| s.frames_received),
+        frames_sampled: live.map_or(0, |s| s.frames_sampled),
+        faces_tracked: live.map_or(0, |s| s.faces_tracked),
+        verifications: live.map_or(0, |s| s.verifications),
+    }))
+}
+
+fn uptime_in_words(secs: i64) -> String {
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    match secs {
+        0..60 => plural(secs, "second"),
+        60..3_600 => plural(secs / 60, "minute"),
+        3_600..172_800 => plural(secs / 3_600, "hour"),
+        _ => plural(secs / 86_400, "day"),
+    }
+}
+
+fn bandwidth_in_words(bps: f64) -> String {
+    if bps >= 1e6 { format!("{:.1} Mbps", bps / 1e6) } else { format!("{:.0} kbps", bps / 1e3) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptime_and_bandwidth_read_as_the_spec_writes_them() {
+        assert_eq!(uptime_in_words(172_799), "47 hours");
+        assert_eq!(uptime_in_words(172_800), "2 days");
+        assert_eq!(uptime_in_words(61), "1 minute");
+        assert_eq!(bandwidth_in_words(2_310_000.0), "2.3 Mbps");
+        assert_eq!(bandwidth_in_words(480_000.0), "480 kbps");
+    }
+}

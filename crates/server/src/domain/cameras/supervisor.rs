@@ -1,0 +1,399 @@
+//! One ingestion worker per active camera, started, restarted and stopped as cameras are
+//! added, changed and removed, without a server restart.
+//!
+//! A worker connects, samples frames at the camera's rate, finds and follows the faces in
+//! them ([`Tracker`]) and, when a track ends, submits its best face as a verification task
+//! — the same task `POST /face/verify/` queues, so the open-set rule, anti-spoofing,
+//! cooldown and the one transaction that logs attendance are the same. When the stream
+//! fails it reconnects with capped exponential backoff. Workers share nothing but the
+//! task queue: a slow or broken camera never holds up another, and each holds at most one
+//! frame being decoded and one best crop per track.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use image::codecs::jpeg::JpegEncoder;
+use image::imageops;
+use rollcall_face::{BoundingBox, DecodedImage, FaceEngine};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use super::source::{Frame, HttpSource, SourceError, http_client};
+use super::stats::{CameraStats, Snapshot, Status};
+use super::tracker::{Candidate, Finished, Tracker, TrackerConfig};
+use super::{Direction, masked_url, stored_camera};
+use crate::crypto::Sealer;
+use crate::domain::audit::{ClientInfo, Requester};
+use crate::domain::face::{EngineState, FaceService, VerifyRequest};
+use crate::queue::{TaskKind, TaskQueue};
+use crate::store::Db;
+use crate::store::cameras::{self, CameraRecord};
+
+/// How often the cameras are read again even when no change was announced (a change
+/// made through another server on the same database).
+const RESCAN_EVERY: Duration = Duration::from_secs(30);
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// A session that stayed up this long was healthy: the next failure retries quickly again.
+const HEALTHY_SESSION: Duration = Duration::from_secs(60);
+/// Faces analysed per frame, largest first.
+const MAX_FACES_PER_FRAME: usize = 10;
+/// The region sent for verification: the face box and this many box sizes around it on
+/// each side, enough context for the detector and anti-spoofing (which looks at 1.4×).
+const REGION_MARGIN: f32 = 1.0;
+/// The region's longest side at most, in pixels: the face stays well above 112 px.
+const REGION_MAX_SIDE: u32 = 1_024;
+const REGION_JPEG_QUALITY: u8 = 90;
+
+/// What the workers need, and nothing else of the application.
+#[derive(Clone)]
+pub struct IngestParts {
+    pub db: Db,
+    pub sealer: Sealer,
+    pub queue: Arc<dyn TaskQueue>,
+    pub face: Arc<FaceService>,
+    /// The longest wait between reconnection attempts.
+    pub max_backoff: Duration,
+}
+
+struct Running {
+    revision: i64,
+    stop: CancellationToken,
+    stats: Arc<CameraStats>,
+}
+
+/// Active cameras by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct StatusCounts {
+    pub online: u32,
+    pub offline: u32,
+    pub errors: u32,
+    /// Started and not yet sending frames.
+    pub connecting: u32,
+}
+
+/// The running workers, by camera id.
+pub struct CameraSupervisor {
+    parts: IngestParts,
+    running: Mutex<HashMap<String, Running>>,
+    /// Figures of cameras that are not watched (inactive, or a sealed URL that does not open).
+    idle: Mutex<HashMap<String, Arc<CameraStats>>>,
+    changed: Notify,
+}
+
+impl CameraSupervisor {
+    pub fn new(parts: IngestParts) -> Self {
+        Self { parts, running: Mutex::default(), idle: Mutex::default(), changed: Notify::new() }
+    }
+
+    /// Announces that cameras were added, changed or removed: the workers follow at once.
+    pub fn cameras_changed(&self) {
+        self.changed.notify_one();
+    }
+
+    /// The live figures of camera `id`; `None` for a camera this server has not seen yet.
+    pub fn stats(&self, id: &str) -> Option<Snapshot> {
+        if let Some(running) = lock(&self.running).get(id) {
+            return Some(running.stats.snapshot());
+        }
+        lock(&self.idle).get(id).map(|stats| stats.snapshot())
+    }
+
+    /// How many watched cameras are in each state.
+    pub fn counts(&self) -> StatusCounts {
+        let mut counts = StatusCounts::default();
+        for running in lock(&self.running).values() {
+            match running.stats.snapshot().status {
+                Status::Online => counts.online += 1,
+                Status::Offline => counts.offline += 1,
+                Status::Error => counts.errors += 1,
+                Status::Connecting | Status::Inactive => counts.connecting += 1,
+            }
+        }
+        counts.errors +=
+            lock(&self.idle).values().filter(|stats| stats.snapshot().status == Status::Error).count() as u32;
+        counts
+    }
+
+    /// Keeps the workers in step with the `cameras` table until `shutdown`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            if let Err(error) = self.reconcile().await {
+                tracing::warn!(%error, "cannot read the cameras; will try again");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.changed.notified() => {}
+                () = tokio::time::sleep(RESCAN_EVERY) => {}
+            }
+        }
+        for (_, running) in lock(&self.running).drain() {
+            running.stop.cancel();
+        }
+    }
+
+    /// Starts a worker for each active camera without one, restarts those whose camera
+    /// changed, and stops those whose camera was deactivated or removed.
+    async fn reconcile(&self) -> anyhow::Result<()> {
+        let cameras = cameras::all(&self.parts.db).await?;
+        let mut running = lock(&self.running);
+        let mut idle = lock(&self.idle);
+        running.retain(|id, worker| {
+            let current = cameras.iter().find(|camera| &camera.id == id);
+            let keep = current.is_some_and(|camera| camera.is_active && camera.revision == worker.revision);
+            if !keep {
+                worker.stop.cancel();
+                worker.stats.stopped();
+            }
+            keep
+        });
+        idle.retain(|id, _| cameras.iter().any(|camera| &camera.id == id));
+        for camera in &cameras {
+            if running.contains_key(&camera.id) {
+                continue;
+            }
+            if !camera.is_active {
+                let stats = idle.entry(camera.id.clone()).or_default();
+                stats.stopped();
+                continue;
+            }
+            idle.remove(&camera.id);
+            let stats = Arc::new(CameraStats::default());
+            match self.start(camera, stats.clone()) {
+                Ok(stop) => {
+                    running.insert(camera.id.clone(), Running { revision: camera.revision, stop, stats });
+                }
+                Err(error) => {
+                    tracing::error!(camera = %camera.id, %error, "cannot open the camera's sealed URL");
+                    stats.failed(Status::Error, "the camera's stored URL cannot be decrypted with the data key".into());
+                    idle.insert(camera.id.clone(), stats);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn start(&self, record: &CameraRecord, stats: Arc<CameraStats>) -> anyhow::Result<CancellationToken> {
+        let spec = stored_camera(record, &self.parts.sealer)?;
+        let camera = Watched {
+            id: record.id.clone(),
+            location: Some(spec.location.clone()).filter(|location| !location.is_empty()),
+            masked_url: masked_url(&spec.url),
+            url: spec.url,
+            direction: spec.direction,
+            interval: Duration::from_secs_f64(1.0 / spec.sample_fps),
+        };
+        let stop = CancellationToken::new();
+        tracing::info!(camera = %camera.id, url = %camera.masked_url, "watching camera");
+        tokio::spawn(watch(camera, self.parts.clone(), stats, stop.clone()));
+        Ok(stop)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A camera as its worker sees it.
+struct Watched {
+    id: String,
+    location: Option<String>,
+    url: Url,
+    masked_url: String,
+    direction: Direction,
+    interval: Duration,
+}
+
+/// Runs sessions until `stop`, waiting longer after each failure (up to `max_backoff`).
+async fn watch(camera: Watched, parts: IngestParts, stats: Arc<CameraStats>, stop: CancellationToken) {
+    let client = http_client();
+    let mut backoff = FIRST_RETRY;
+    loop {
+        let started = Instant::now();
+        let outcome = tokio::select! {
+            () = stop.cancelled() => return,
+            outcome = session(&camera, &client, &parts, &stats) => outcome,
+        };
+        let SessionEnd { error, tracker } = outcome;
+        submit_all(&camera, &parts, &stats, tracker.map(|mut t| t.finish_all()).unwrap_or_default()).await;
+        tracing::warn!(camera = %camera.id, url = %camera.masked_url, error = %error, "camera stream failed");
+        stats.failed(error.status, error.message);
+        if started.elapsed() >= HEALTHY_SESSION {
+            backoff = FIRST_RETRY;
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(parts.max_backoff.max(FIRST_RETRY));
+    }
+}
+
+struct SessionEnd {
+    error: SourceError,
+    /// The faces being followed when the stream failed: their best faces are still verified.
+    tracker: Option<Tracker<Vec<u8>>>,
+}
+
+/// One connection: frames until the stream fails.
+async fn session(camera: &Watched, client: &reqwest::Client, parts: &IngestParts, stats: &CameraStats) -> SessionEnd {
+    let mut source = match HttpSource::open(client, &camera.url).await {
+        Ok(source) => source,
+        Err(error) => return SessionEnd { error, tracker: None },
+    };
+    let mut tracker = Some(Tracker::new(TrackerConfig::for_interval(camera.interval)));
+    let mut next_sample = Instant::now();
+    loop {
+        let frame = match source.next_frame().await {
+            Ok(frame) => frame,
+            Err(error) => return SessionEnd { error, tracker },
+        };
+        stats.frame_received(frame.jpeg.len(), source.codec());
+        let now = Instant::now();
+        if now >= next_sample {
+            next_sample = (next_sample + camera.interval).max(now);
+            if let EngineState::Ready(engine) = parts.face.state() {
+                let followed = tracker.take().expect("the tracker is back after each frame");
+                tracker = Some(look_at(engine, frame, followed, stats).await);
+            }
+        }
+        let finished = tracker.as_mut().map(|t| t.finish(Instant::now())).unwrap_or_default();
+        submit_all(camera, parts, stats, finished).await;
+        if source.is_polled() {
+            tokio::time::sleep_until(next_sample.into()).await;
+        }
+    }
+}
+
+/// Decodes a sampled frame, finds its faces and follows them, keeping a crop of each
+/// track's best face so far. Runs on the blocking pool; the tracker comes back with it.
+async fn look_at(
+    engine: Arc<FaceEngine>,
+    frame: Frame,
+    mut tracker: Tracker<Vec<u8>>,
+    stats: &CameraStats,
+) -> Tracker<Vec<u8>> {
+    let captured_at = Utc::now();
+    let seen = Instant::now();
+    let work = tokio::task::spawn_blocking(move || {
+        let Ok(image) = engine.decode(&frame.jpeg) else { return (tracker, None, 0) };
+        let frame_quality = frame_quality(&image);
+        let mut faces = engine.detect(&image).unwrap_or_default();
+        faces.sort_by(|a, b| b.bbox.area().total_cmp(&a.bbox.area()));
+        faces.truncate(MAX_FACES_PER_FRAME);
+        let boxes: Vec<BoundingBox> = faces.iter().map(|face| face.bbox).collect();
+        let tracks = tracker.assign(seen, &boxes);
+        let size = (image.width(), image.height());
+        let mut new_tracks = 0;
+        for (face, track) in faces.iter().zip(tracks) {
+            let Some(track) = track else { continue };
+            let Some(aligned) = engine.align(&image, face) else { continue };
+            let quality = rollcall_face::quality::assess(face, size, &aligned, &engine.config().quality);
+            // A face that passes every quality limit beats any that does not.
+            let score = quality.score + if quality.is_acceptable() { 1.0 } else { 0.0 };
+            if tracker.would_keep(track, score) {
+                let fresh = tracker.would_keep(track, f32::NEG_INFINITY);
+                if let Some(kept) = face_region(&image, &face.bbox) {
+                    tracker.offer(track, Candidate { score, captured_at, kept });
+                    new_tracks += usize::from(fresh);
+                }
+            }
+        }
+        (tracker, Some((size, frame_quality)), new_tracks)
+    });
+    match work.await {
+        Ok((tracker, sampled, new_tracks)) => {
+            if let Some((size, quality)) = sampled {
+                stats.frame_sampled(size, quality);
+            }
+            for _ in 0..new_tracks {
+                stats.face_tracked();
+            }
+            tracker
+        }
+        Err(error) => {
+            tracing::error!(%error, "analysing a camera frame failed");
+            Tracker::new(TrackerConfig::for_interval(Duration::from_millis(500)))
+        }
+    }
+}
+
+/// The face in `bbox` with room around it, as a JPEG of at most [`REGION_MAX_SIDE`].
+fn face_region(image: &DecodedImage, bbox: &BoundingBox) -> Option<Vec<u8>> {
+    let rgb = image.rgb();
+    let (width, height) = (rgb.width() as f32, rgb.height() as f32);
+    let x0 = (bbox.x - REGION_MARGIN * bbox.width).clamp(0.0, width);
+    let y0 = (bbox.y - REGION_MARGIN * bbox.height).clamp(0.0, height);
+    let x1 = (bbox.x + (1.0 + REGION_MARGIN) * bbox.width).clamp(0.0, width);
+    let y1 = (bbox.y + (1.0 + REGION_MARGIN) * bbox.height).clamp(0.0, height);
+    let (w, h) = ((x1 - x0) as u32, (y1 - y0) as u32);
+    if w == 0 || h == 0 {
+        return None;
+    }
+    let mut region = imageops::crop_imm(rgb, x0 as u32, y0 as u32, w, h).to_image();
+    if w.max(h) > REGION_MAX_SIDE {
+        let scale = REGION_MAX_SIDE as f32 / w.max(h) as f32;
+        let side = |s: u32| ((s as f32 * scale).round() as u32).max(1);
+        region = imageops::resize(&region, side(w), side(h), imageops::FilterType::Triangle);
+    }
+    let mut jpeg = Vec::new();
+    JpegEncoder::new_with_quality(&mut jpeg, REGION_JPEG_QUALITY).encode_image(&region).ok()?;
+    Some(jpeg)
+}
+
+/// Sharpness and exposure of a whole frame in [0, 1], from a small grey copy: the
+/// Laplacian variance (as the face quality gate measures it) and how far the mean
+/// brightness is from mid-grey, with clipped pixels counted against it.
+fn frame_quality(image: &DecodedImage) -> f32 {
+    const SIDE: u32 = 320;
+    let rgb = image.rgb();
+    let scale = (SIDE as f32 / rgb.width().max(rgb.height()) as f32).min(1.0);
+    let (w, h) = (((rgb.width() as f32 * scale) as u32).max(3), ((rgb.height() as f32 * scale) as u32).max(3));
+    let grey = imageops::grayscale(&imageops::thumbnail(rgb, w, h));
+    let pixel = |x: u32, y: u32| f64::from(grey.get_pixel(x, y).0[0]);
+    let (mut sum, mut sum_sq, mut count) = (0.0, 0.0, 0.0);
+    for y in 1..h - 1 {
+        for x in 1..w - 1 {
+            let lap = pixel(x - 1, y) + pixel(x + 1, y) + pixel(x, y - 1) + pixel(x, y + 1) - 4.0 * pixel(x, y);
+            sum += lap;
+            sum_sq += lap * lap;
+            count += 1.0;
+        }
+    }
+    let variance = (sum_sq / count - (sum / count).powi(2)).max(0.0);
+    let sharpness = variance / (variance + 60.0);
+    let values = grey.pixels().map(|p| f64::from(p.0[0]));
+    let (total, clipped) =
+        values.fold((0.0, 0.0), |(t, c), v| (t + v, c + f64::from(u8::from(!(6.0..250.0).contains(&v)))));
+    let pixels = f64::from(w * h);
+    let exposure = (1.0 - ((total / pixels - 127.5).abs() / 127.5).powi(4)) * (1.0 - clipped / pixels).sqrt();
+    (sharpness * exposure.max(0.0)).sqrt() as f32
+}
+
+/// Queues a verification of each finished track's best face.
+async fn submit_all(camera: &Watched, parts: &IngestParts, stats: &CameraStats, finished: Vec<Finished<Vec<u8>>>) {
+    // Exit events are not recorded yet: an exit camera follows faces but logs no arrival.
+    if camera.direction == Direction::Exit {
+        return;
+    }
+    for track in finished {
+        let request = VerifyRequest {
+            image: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &track.best.kept),
+            camera_id: Some(camera.id.clone()),
+            location: camera.location.clone(),
+            captured_at: track.best.captured_at,
+            requested_by: Requester { name: Some(format!("camera:{}", camera.id)), client: ClientInfo::default() },
+        };
+        let payload = serde_json::to_vec(&request).expect("a verification request serialises");
+        let owner = format!("camera:{}", camera.id);
+        match parts.queue.submit(TaskKind::Verify, &owner, None, &payload).await {
+            Ok(task_id) => {
+                stats.verification_submitted();
+                tracing::debug!(camera = %camera.id, track = track.track, %task_id, "face queued for verification");
+            }
+            Err(error) => tracing::warn!(camera = %camera.id, %error, "cannot queue a face seen at the camera"),
+        }
+    }
+}
