@@ -16,7 +16,7 @@ use super::extract::{Admin, Auth, Json, Path};
 use crate::app::AppState;
 use crate::domain::audit::{self, AuditEvent, ClientInfo};
 use crate::domain::auth::Principal;
-use crate::domain::cameras::source::{HttpSource, http_client};
+use crate::domain::cameras::source::{Source, http_client};
 use crate::domain::cameras::stats::{Snapshot, Status};
 use crate::domain::cameras::{self, CameraInput, CameraSpec, masked_url, stored_camera};
 use crate::domain::users::Invalid;
@@ -363,14 +363,15 @@ pub async fn test_camera(
 }
 
 async fn grab_one_frame(url: &url::Url) -> Result<(&'static str, Option<String>), String> {
-    let mut source = HttpSource::open(&http_client(), url).await.map_err(|e| e.message)?;
-    let frame = source.next_frame().await.map_err(|e| e.message)?;
-    let size = image::ImageReader::new(std::io::Cursor::new(&frame.jpeg))
-        .with_guessed_format()
-        .ok()
-        .and_then(|reader| reader.into_dimensions().ok())
-        .ok_or("the camera's frame is not a readable JPEG")?;
-    Ok((source.codec(), Some(format!("{}x{}", size.0, size.1))))
+    let mut source = Source::open(&http_client(), url).await.map_err(|e| e.message)?;
+    // The first H.264 frames may precede the first keyframe: wait for a picture.
+    loop {
+        let frame = source.next_frame(true).await.map_err(|e| e.message)?;
+        if let Some(picture) = frame.picture {
+            let (width, height) = picture.dimensions().ok_or("the camera's frame is not a readable image")?;
+            return Ok((source.codec(), Some(format!("{width}x{height}"))));
+        }
+    }
 }
 
 /// The spec's health figures, and the same as numbers.

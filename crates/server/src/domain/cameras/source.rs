@@ -1,6 +1,7 @@
-//! Frames from a camera's stream. `http(s)://` cameras answer either one JPEG per request
-//! (a snapshot URL, polled at the sampling rate) or an endless MJPEG stream
-//! (`multipart/x-mixed-replace`, read as it comes, sampled by the worker).
+//! Frames from a camera's stream. `rtsp(s)://` cameras send H.264 ([`super::rtsp`]);
+//! `http(s)://` cameras answer either one JPEG per request (a snapshot URL, polled at the
+//! sampling rate) or an endless MJPEG stream (`multipart/x-mixed-replace`, read as it
+//! comes, sampled by the worker).
 //!
 //! Errors are in plain words and never carry the URL: it may hold credentials.
 
@@ -37,10 +38,71 @@ impl SourceError {
     }
 }
 
-/// One frame as it came from the stream.
+/// One frame of the stream: its size on the wire, and the picture when one was wanted.
 #[derive(Debug, Clone)]
 pub struct Frame {
-    pub jpeg: Vec<u8>,
+    pub bytes: usize,
+    pub picture: Option<Picture>,
+}
+
+/// A frame's picture: as the camera sent it (JPEG), or decoded (H.264).
+#[derive(Debug, Clone)]
+pub enum Picture {
+    Jpeg(Vec<u8>),
+    Rgb(image::RgbImage),
+}
+
+impl Picture {
+    fn jpeg(jpeg: Vec<u8>) -> Frame {
+        Frame { bytes: jpeg.len(), picture: Some(Self::Jpeg(jpeg)) }
+    }
+
+    /// Width and height, read from the JPEG header when not decoded.
+    pub fn dimensions(&self) -> Option<(u32, u32)> {
+        match self {
+            Self::Rgb(rgb) => Some(rgb.dimensions()),
+            Self::Jpeg(jpeg) => image::ImageReader::new(std::io::Cursor::new(jpeg))
+                .with_guessed_format()
+                .ok()
+                .and_then(|reader| reader.into_dimensions().ok()),
+        }
+    }
+}
+
+/// An open camera stream of any kind.
+pub enum Source {
+    Http(HttpSource),
+    Rtsp(Box<super::rtsp::RtspSource>),
+}
+
+impl Source {
+    pub async fn open(client: &reqwest::Client, url: &Url) -> Result<Self, SourceError> {
+        if url.scheme().starts_with("rtsp") {
+            return Ok(Self::Rtsp(Box::new(super::rtsp::RtspSource::open(url).await?)));
+        }
+        Ok(Self::Http(HttpSource::open(client, url).await?))
+    }
+
+    /// `h264`, `jpeg` (snapshots) or `mjpeg`.
+    pub fn codec(&self) -> &'static str {
+        match self {
+            Self::Http(http) => http.codec(),
+            Self::Rtsp(_) => "h264",
+        }
+    }
+
+    /// Whether frames come only when asked for (then the worker asks at its sampling rate).
+    pub fn is_polled(&self) -> bool {
+        matches!(self, Self::Http(http) if http.is_polled())
+    }
+
+    /// The next frame, with its picture when `wanted` (a JPEG camera always sends one).
+    pub async fn next_frame(&mut self, wanted: bool) -> Result<Frame, SourceError> {
+        match self {
+            Self::Http(http) => http.next_frame().await,
+            Self::Rtsp(rtsp) => rtsp.next_frame(wanted).await,
+        }
+    }
 }
 
 /// The client every camera connection uses: no proxies (cameras live on the local
@@ -56,18 +118,13 @@ pub fn http_client() -> reqwest::Client {
 
 /// An open HTTP camera: a snapshot URL or an MJPEG stream.
 pub enum HttpSource {
-    Snapshot { client: reqwest::Client, url: Url, first: Option<Frame> },
+    Snapshot { client: reqwest::Client, url: Url, first: Option<Vec<u8>> },
     Mjpeg { response: reqwest::Response, parser: MjpegParser },
 }
 
 impl HttpSource {
     /// Connects and finds out which kind of camera this is from its answer.
     pub async fn open(client: &reqwest::Client, url: &Url) -> Result<Self, SourceError> {
-        if !url.scheme().starts_with("http") {
-            return Err(SourceError::unusable(
-                "RTSP streams cannot be read by this version yet; use the camera's HTTP snapshot or MJPEG URL",
-            ));
-        }
         let response = get(client, url).await?;
         let content_type = content_type(&response);
         if content_type.starts_with("multipart/") {
@@ -96,16 +153,16 @@ impl HttpSource {
     pub async fn next_frame(&mut self) -> Result<Frame, SourceError> {
         match self {
             Self::Snapshot { client, url, first } => {
-                if let Some(frame) = first.take() {
-                    return Ok(frame);
+                if let Some(jpeg) = first.take() {
+                    return Ok(Picture::jpeg(jpeg));
                 }
                 let response = get(client, url).await?;
                 let content_type = content_type(&response);
-                snapshot(response, &content_type).await
+                Ok(Picture::jpeg(snapshot(response, &content_type).await?))
             }
             Self::Mjpeg { response, parser } => loop {
                 if let Some(jpeg) = parser.next_frame() {
-                    return Ok(Frame { jpeg });
+                    return Ok(Picture::jpeg(jpeg));
                 }
                 let chunk = tokio::time::timeout(STALL_TIMEOUT, response.chunk())
                     .await
@@ -147,7 +204,7 @@ fn content_type(response: &reqwest::Response) -> String {
 }
 
 /// One snapshot's body: a JPEG of at most [`MAX_FRAME_BYTES`].
-async fn snapshot(mut response: reqwest::Response, content_type: &str) -> Result<Frame, SourceError> {
+async fn snapshot(mut response: reqwest::Response, content_type: &str) -> Result<Vec<u8>, SourceError> {
     if response.content_length().is_some_and(|length| length > MAX_FRAME_BYTES as u64) {
         return Err(too_large());
     }
@@ -164,7 +221,7 @@ async fn snapshot(mut response: reqwest::Response, content_type: &str) -> Result
         let kind = if content_type.is_empty() { "no content type" } else { content_type };
         return Err(SourceError::unusable(format!("the camera's answer is not a JPEG image ({kind})")));
     }
-    Ok(Frame { jpeg })
+    Ok(jpeg)
 }
 
 fn too_large() -> SourceError {

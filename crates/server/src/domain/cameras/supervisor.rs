@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::source::{Frame, HttpSource, SourceError, http_client};
+use super::source::{Picture, Source, SourceError, http_client};
 use super::stats::{CameraStats, Snapshot, Status};
 use super::tracker::{Candidate, Finished, Tracker, TrackerConfig};
 use super::{Direction, masked_url, stored_camera};
@@ -239,24 +239,25 @@ struct SessionEnd {
 
 /// One connection: frames until the stream fails.
 async fn session(camera: &Watched, client: &reqwest::Client, parts: &IngestParts, stats: &CameraStats) -> SessionEnd {
-    let mut source = match HttpSource::open(client, &camera.url).await {
+    let mut source = match Source::open(client, &camera.url).await {
         Ok(source) => source,
         Err(error) => return SessionEnd { error, tracker: None },
     };
     let mut tracker = Some(Tracker::new(TrackerConfig::for_interval(camera.interval)));
     let mut next_sample = Instant::now();
     loop {
-        let frame = match source.next_frame().await {
+        let due = Instant::now() >= next_sample;
+        let frame = match source.next_frame(due).await {
             Ok(frame) => frame,
             Err(error) => return SessionEnd { error, tracker },
         };
-        stats.frame_received(frame.jpeg.len(), source.codec());
+        stats.frame_received(frame.bytes, source.codec());
         let now = Instant::now();
-        if now >= next_sample {
+        if let (true, Some(picture)) = (now >= next_sample, frame.picture) {
             next_sample = (next_sample + camera.interval).max(now);
             if let EngineState::Ready(engine) = parts.face.state() {
                 let followed = tracker.take().expect("the tracker is back after each frame");
-                tracker = Some(look_at(engine, frame, followed, stats).await);
+                tracker = Some(look_at(engine, picture, followed, stats).await);
             }
         }
         let finished = tracker.as_mut().map(|t| t.finish(Instant::now())).unwrap_or_default();
@@ -271,14 +272,20 @@ async fn session(camera: &Watched, client: &reqwest::Client, parts: &IngestParts
 /// track's best face so far. Runs on the blocking pool; the tracker comes back with it.
 async fn look_at(
     engine: Arc<FaceEngine>,
-    frame: Frame,
+    picture: Picture,
     mut tracker: Tracker<Vec<u8>>,
     stats: &CameraStats,
 ) -> Tracker<Vec<u8>> {
     let captured_at = Utc::now();
     let seen = Instant::now();
     let work = tokio::task::spawn_blocking(move || {
-        let Ok(image) = engine.decode(&frame.jpeg) else { return (tracker, None, 0) };
+        let image = match picture {
+            Picture::Jpeg(jpeg) => match engine.decode(&jpeg) {
+                Ok(image) => image,
+                Err(_) => return (tracker, None, 0),
+            },
+            Picture::Rgb(rgb) => DecodedImage::from_rgb(rgb),
+        };
         let frame_quality = frame_quality(&image);
         let mut faces = engine.detect(&image).unwrap_or_default();
         faces.sort_by(|a, b| b.bbox.area().total_cmp(&a.bbox.area()));
