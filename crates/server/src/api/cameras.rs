@@ -58,8 +58,7 @@ pub struct Camera {
 
 impl Camera {
     fn new(record: CameraRecord, live: Option<Snapshot>) -> Self {
-        let status =
-            live.as_ref().map_or(if record.is_active { Status::Connecting } else { Status::Inactive }, |s| s.status);
+        let status = live_status(&record, live.as_ref());
         let live = live.as_ref();
         Self {
             direction: cameras::Direction::parse(&record.direction).map_or("entry", cameras::Direction::as_str),
@@ -71,7 +70,7 @@ impl Camera {
             status: status.as_str(),
             last_error: live.and_then(|s| s.last_error.clone()),
             last_seen: live.and_then(|s| s.last_frame),
-            resolution: live.and_then(|s| s.resolution).map(|(w, h)| format!("{w}x{h}")),
+            resolution: live.and_then(resolution),
             fps: live.and_then(|s| s.fps).map(round2),
             is_active: record.is_active,
             sample_fps: record.sample_fps,
@@ -79,6 +78,16 @@ impl Camera {
             updated_at: record.updated_at,
         }
     }
+}
+
+/// What the worker says, or, before it has said anything, what the camera's settings imply.
+fn live_status(record: &CameraRecord, live: Option<&Snapshot>) -> Status {
+    live.map_or(if record.is_active { Status::Connecting } else { Status::Inactive }, |s| s.status)
+}
+
+/// The last sampled frame's size, e.g. `1920x1080`.
+fn resolution(live: &Snapshot) -> Option<String> {
+    live.resolution.map(|(w, h)| format!("{w}x{h}"))
 }
 
 fn round2(value: f64) -> f64 {
@@ -414,8 +423,7 @@ pub async fn camera_health(
 ) -> ApiResult<Json<CameraHealth>> {
     let record = find(&state, &path_id(&id)?).await?;
     let live = state.cameras.stats(&record.id);
-    let status =
-        live.as_ref().map_or(if record.is_active { Status::Connecting } else { Status::Inactive }, |s| s.status);
+    let status = live_status(&record, live.as_ref());
     let uptime_secs = live.as_ref().and_then(|s| s.uptime_secs(Utc::now()));
     let live = live.as_ref();
     Ok(Json(CameraHealth {
@@ -430,7 +438,7 @@ pub async fn camera_health(
         error_count: live.map_or(0, |s| s.error_count),
         last_error: live.and_then(|s| s.last_error.clone()),
         fps: live.and_then(|s| s.fps).map(round2),
-        resolution: live.and_then(|s| s.resolution).map(|(w, h)| format!("{w}x{h}")),
+        resolution: live.and_then(resolution),
         codec: live.and_then(|s| s.codec),
         frames_received: live.map_or(0, |s| s.frames_received),
         frames_sampled: live.map_or(0, |s| s.frames_sampled),
