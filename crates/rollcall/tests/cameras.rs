@@ -1,7 +1,9 @@
 //! Cameras watched by a real `rollcall serve`: an HTTP snapshot camera and an MJPEG
 //! camera on 127.0.0.1, both behind a password, showing a scene made from test photos
 //! (an empty doorway, a person, the doorway again, a stranger). The enrolled person is
-//! logged once from the camera, the stranger never; health follows the stream; a camera
+//! logged once from the camera, the stranger never: they become one unknown visitor, the
+//! same one when seen again, and once enrolled from their sightings they are recognised;
+//! health follows the stream; a camera
 //! moved to a new URL reconnects there; and the camera password appears in no response
 //! and no line of the server's log.
 
@@ -114,6 +116,17 @@ fn doorway() -> Vec<u8> {
     jpeg
 }
 
+/// The same photo, smaller and mirrored: another sighting of one person.
+fn changed_look(photo: &[u8]) -> Vec<u8> {
+    let photo = image::load_from_memory(photo).unwrap().to_rgb8();
+    let (w, h) = (photo.width() * 4 / 5, photo.height() * 4 / 5);
+    let frame =
+        image::imageops::flip_horizontal(&image::imageops::resize(&photo, w, h, image::imageops::FilterType::Triangle));
+    let mut jpeg = Vec::new();
+    image::DynamicImage::ImageRgb8(frame).write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
+    jpeg
+}
+
 /// Every body the test read, to check none shows the password.
 #[derive(Default)]
 struct Seen(Mutex<Vec<String>>);
@@ -212,6 +225,57 @@ async fn cameras_log_a_person_walking_past_once_and_a_stranger_never() {
     let health = seen.keep(&admin.get("/cameras/CAM001/health/").await);
     assert!(health["frames_received"].as_u64().unwrap() > frames_before + 8, "frames kept coming: {health}");
     assert!(health["faces_tracked"].as_u64().unwrap() >= 2, "{health}");
+
+    // The stranger is now an unknown visitor; seen again, smaller and mirrored, the same one.
+    let first = poll_until("the stranger becomes a visitor", Duration::from_secs(30), async || {
+        let visitors = seen.keep(&admin.get("/visitors/").await);
+        (visitors["count"] == 1).then_some(visitors)
+    })
+    .await;
+    let visitor = &first["results"][0];
+    let visitor_id = visitor["visitor_id"].as_str().unwrap().to_owned();
+    assert_eq!(visitor_id, "V-0001", "{visitor}");
+    assert_eq!(visitor["sightings"], 1, "{visitor}");
+    assert_eq!(visitor["cameras"], json!([{"camera_id": "CAM001", "sightings": 1, "last_seen": visitor["last_seen"]}]));
+    let crop = admin
+        .http
+        .get(format!("{}{}", server.base, visitor["crop_url"].as_str().unwrap()))
+        .header("authorization", &admin.authorization)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(crop.headers()["content-type"], "image/jpeg");
+    assert!(image::load_from_memory(&crop.bytes().await.unwrap()).is_ok(), "the crop is a picture");
+    camera.show(&changed_look(&fixture("biden.jpg")));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    camera.show(&doorway());
+    let again = poll_until("the second sighting is counted", Duration::from_secs(60), async || {
+        let visitors = seen.keep(&admin.get("/visitors/").await);
+        (visitors["results"][0]["sightings"] == 2).then_some(visitors)
+    })
+    .await;
+    assert_eq!(again["count"], 1, "one stranger, one visitor: {again}");
+    assert_eq!(again["results"][0]["visitor_id"], visitor_id.as_str());
+
+    // Enrolled from the sightings, the stranger is recognised at the next walk-past.
+    let person = json!({"employee_id": "BIDEN", "email": "biden@college.edu", "first_name": "Joe",
+        "last_name": "Biden", "role": "faculty", "department": "Government", "password": "biden-password-1"});
+    assert_eq!(admin.post_json("/users/", &person).await.0, 201);
+    let (status, enrolled) =
+        admin.post_json(&format!("/visitors/{visitor_id}/enroll/"), &json!({"employee_id": "BIDEN"})).await;
+    assert_eq!(status, 201, "{enrolled}");
+    assert_eq!(enrolled["sightings_used"], 2, "{enrolled}");
+    assert_eq!(seen.keep(&admin.get("/visitors/").await)["count"], 0, "an enrolled visitor is no visitor");
+    camera.show(&fixture("biden.jpg"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    camera.show(&doorway());
+    poll_until("the enrolled visitor is logged", Duration::from_secs(60), async || {
+        let logs = seen.keep(&admin.get("/attendance/logs/?camera_id=CAM001").await);
+        (logs["count"] == 2).then_some(logs)
+    })
+    .await;
+    let logs = seen.keep(&admin.get("/attendance/logs/?employee_id=BIDEN").await);
+    assert_eq!(logs["count"], 1, "{logs}");
 
     // Unplugged: offline, in plain words, within seconds.
     camera.unplug();

@@ -2,7 +2,8 @@
 //! 127.0.0.1 plays an H.264 scene made from test photos, over and over — an empty doorway,
 //! an enrolled person for three seconds, the doorway, a stranger for three seconds. The
 //! person is logged exactly once from the camera (their second walk-past falls within the
-//! cooldown), the stranger never; stopping the stream marks the camera offline and
+//! cooldown), the stranger never: they become one unknown visitor, the same id on both
+//! passes; stopping the stream marks the camera offline and
 //! starting it again brings it back online.
 
 mod support;
@@ -146,6 +147,16 @@ async fn an_rtsp_camera_logs_the_person_once_the_stranger_never_and_follows_the_
         audit["results"].as_array().unwrap().iter().map(|e| &e["details"]["employee_id"]).collect();
     assert!(outcomes.iter().any(|id| id.is_null()), "the stranger was verified as nobody: {audit}");
     assert!(outcomes.iter().all(|id| id.is_null() || *id == "OBAMA"), "{audit}");
+    // The stranger passed twice: one unknown visitor, seen at least twice at this camera.
+    let visitors = admin.get("/visitors/").await;
+    assert_eq!(visitors["count"], 1, "one stranger, one visitor id: {visitors}");
+    let visitor = &visitors["results"][0];
+    assert_eq!(visitor["visitor_id"], "V-0001", "{visitor}");
+    assert!(visitor["sightings"].as_u64() >= Some(2), "seen on both passes: {visitor}");
+    assert_eq!(visitor["cameras"][0]["camera_id"], "CAM-RTSP", "{visitor}");
+    let visitor_ids: Vec<&Value> =
+        audit["results"].as_array().unwrap().iter().map(|e| &e["details"]["visitor_id"]).collect();
+    assert!(visitor_ids.iter().all(|id| id.is_null() || *id == "V-0001"), "{audit}");
 
     drop(camera);
     let offline = wait_for("the camera goes offline", &admin, |h| h["status"] == "offline").await;

@@ -155,6 +155,7 @@ impl App {
             incident_window: std::time::Duration::from_secs(self.config.incident_window_secs),
             metrics: self.metrics.clone(),
             evidence_retention: self.config.evidence_retention(),
+            visitors: self.config.visitor_policy(),
         }
     }
 

@@ -97,6 +97,10 @@ pub struct Config {
     pub webhook_allow_private_networks: bool,
     /// The longest wait between attempts to reconnect to a camera that failed.
     pub camera_reconnect_max_secs: u64,
+    /// Group the faces cameras see that match nobody into unknown visitors.
+    pub track_unknown_visitors: bool,
+    #[serde(deserialize_with = "retention_days")]
+    pub unknown_visitor_retention_days: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -162,6 +166,14 @@ impl Config {
         }
     }
 
+    /// Whether and how long unknown visitors are kept.
+    pub fn visitor_policy(&self) -> crate::domain::visitors::VisitorPolicy {
+        crate::domain::visitors::VisitorPolicy {
+            track: self.track_unknown_visitors,
+            retention_days: self.unknown_visitor_retention_days,
+        }
+    }
+
     /// How long face crops are kept (`evidence_retention_days`).
     pub fn evidence_retention(&self) -> crate::domain::evidence::Retention {
         crate::domain::evidence::Retention { days: self.evidence_retention_days }
@@ -196,7 +208,7 @@ fn working_days<'de, D: serde::Deserializer<'de>>(d: D) -> Result<WorkingDays, D
 fn retention_days<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     let days = u32::deserialize(d)?;
     if !(1..=3_650).contains(&days) {
-        return Err(serde::de::Error::custom(format!("{days} days: keep evidence 1 to 3650 days")));
+        return Err(serde::de::Error::custom(format!("{days} days: keep it 1 to 3650 days")));
     }
     Ok(days)
 }

@@ -103,10 +103,12 @@ pub async fn run_with_engine(
     Ok(())
 }
 
-/// Periodic upkeep: memory kept bounded, expired evidence purged (at start, then hourly).
+/// Periodic upkeep: memory kept bounded, expired evidence and unknown visitors purged (at
+/// start, then hourly).
 async fn housekeeping(state: AppState) {
     const PURGE_EVERY_TICKS: u32 = 60;
     let retention = state.config.evidence_retention();
+    let visitors = state.config.visitor_policy();
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     for ticks in 0u32.. {
         tick.tick().await;
@@ -116,6 +118,11 @@ async fn housekeeping(state: AppState) {
                 Ok(0) => {}
                 Ok(purged) => tracing::info!(purged, days = retention.days, "expired arrival evidence purged"),
                 Err(error) => tracing::warn!(%error, "cannot purge expired arrival evidence; will try again"),
+            }
+            match visitors.purge_expired(&state.db, chrono::Utc::now()).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, days = visitors.retention_days, "expired unknown visitors purged"),
+                Err(error) => tracing::warn!(%error, "cannot purge expired unknown visitors; will try again"),
             }
         }
     }

@@ -188,6 +188,7 @@ pub async fn verify(
         location: optional_text("location", body.location)?,
         captured_at: Utc::now(),
         requested_by: requester(&principal, client),
+        from_camera_worker: false,
     };
     submit(&state, &principal, ticket, None, request, wait.wait.unwrap_or(false)).await
 }

@@ -22,6 +22,7 @@ pub mod policy;
 pub mod reports;
 pub mod system;
 pub mod users;
+pub mod visitors;
 pub mod webhooks;
 
 use std::time::Duration;
@@ -57,6 +58,7 @@ use crate::limiter::Category;
         (name = "attendance", description = "Attendance logs, summaries, manual marks, voids and disputes"),
         (name = "reports", description = "Attendance reports (JSON, PDF, Excel) and analytics"),
         (name = "cameras", description = "Cameras the server watches: their settings (credentials never shown), a connection test and live health"),
+        (name = "visitors", description = "Unknown visitors: strangers the cameras keep seeing, grouped by face, kept encrypted for a limited time"),
         (name = "mobile", description = "Phone profile and geofenced selfie check-in, and the check-in sites"),
     )
 )]
@@ -166,6 +168,10 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(cameras::camera_stream))
         .routes(routes!(cameras::test_camera))
         .routes(routes!(cameras::camera_health))
+        .routes(routes!(visitors::list_visitors))
+        .routes(routes!(visitors::get_visitor, visitors::delete_visitor))
+        .routes(routes!(visitors::get_visitor_crop))
+        .routes(routes!(visitors::enroll_visitor))
         .routes(routes!(incidents::report_incident))
         .routes(routes!(incidents::list_incidents))
         .routes(routes!(incidents::get_incident))

@@ -95,6 +95,12 @@ pub static POLICY: &[Guard] = &[
     route(Method::GET, "/api/v1/cameras/{camera_id}/stream/", ADMIN),
     route(Method::POST, "/api/v1/cameras/{camera_id}/test/", ADMIN),
     route(Method::GET, "/api/v1/cameras/{camera_id}/health/", ADMIN_OR_FACULTY),
+    // Strangers' faces: admins only.
+    route(Method::GET, "/api/v1/visitors/", ADMIN),
+    route(Method::GET, "/api/v1/visitors/{visitor_id}/", ADMIN),
+    route(Method::DELETE, "/api/v1/visitors/{visitor_id}/", ADMIN),
+    route(Method::GET, "/api/v1/visitors/{visitor_id}/crop/", ADMIN),
+    route(Method::POST, "/api/v1/visitors/{visitor_id}/enroll/", ADMIN),
     route(Method::GET, "/api/v1/sites/", Access::Authenticated),
     route(Method::POST, "/api/v1/sites/", ADMIN),
     route(Method::GET, "/api/v1/sites/{id}/", Access::Authenticated),

@@ -465,7 +465,8 @@ pub struct MaintenanceRequest {
 /// `vacuum_database` reclaims space and refreshes statistics (VACUUM and ANALYZE);
 /// `rebuild_face_index` reloads the matching index from the stored templates;
 /// `purge_expired_tokens` deletes expired refresh tokens; `purge_evidence` deletes face
-/// crops older than `evidence_retention_days`. It runs as a durable task: follow it at
+/// crops older than `evidence_retention_days` and unknown visitors not seen for
+/// `unknown_visitor_retention_days`. It runs as a durable task: follow it at
 /// `/system/maintenance/{task_id}/`; its result says what changed. Audited
 /// (`maintenance_started`).
 #[utoipa::path(post, path = "/system/maintenance/", tag = "operations", request_body = MaintenanceRequest,

@@ -113,7 +113,12 @@ pub(crate) async fn run(tasks: &FaceTasks, task: &Task) -> Result<Value, TaskFai
         }
         Maintenance::PurgeEvidence => {
             let purged = tasks.evidence_retention.purge_expired(&tasks.db, now).await.map_err(retryable)?;
-            json!({"deleted": {"face_crops": purged}, "retention_days": tasks.evidence_retention.days})
+            let visitors = tasks.visitors.purge_expired(&tasks.db, now).await.map_err(retryable)?;
+            json!({
+                "deleted": {"face_crops": purged, "unknown_visitors": visitors},
+                "retention_days": tasks.evidence_retention.days,
+                "unknown_visitor_retention_days": tasks.visitors.retention_days,
+            })
         }
     };
     Ok(json!({"task": maintenance.name(), "result": done}))

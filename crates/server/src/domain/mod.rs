@@ -18,3 +18,4 @@ pub mod report;
 pub mod sites;
 pub mod summary;
 pub mod users;
+pub mod visitors;

@@ -20,6 +20,7 @@ pub mod sites;
 pub mod tasks;
 pub mod templates;
 pub mod users;
+pub mod visitors;
 pub mod webhooks;
 
 use std::future::Future;

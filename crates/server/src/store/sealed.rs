@@ -69,7 +69,37 @@ pub const INCIDENT_IMAGES: SealedColumn = SealedColumn {
 pub const CAMERA_URLS: SealedColumn =
     SealedColumn { table: "cameras", key: "id", owner: "id", sealed: "url", purpose: "url", key_is_text: true };
 
-pub const ALL: [&SealedColumn; 7] = [
+/// An unknown visitor's likeness: the mean embedding of their sightings.
+pub const VISITOR_EMBEDDINGS: SealedColumn = SealedColumn {
+    table: "visitors",
+    key: "number",
+    owner: "number",
+    sealed: "embedding",
+    purpose: "embedding",
+    key_is_text: false,
+};
+
+/// The best face an unknown visitor was seen with.
+pub const VISITOR_CROPS: SealedColumn = SealedColumn {
+    table: "visitors",
+    key: "number",
+    owner: "number",
+    sealed: "crop",
+    purpose: "crop",
+    key_is_text: false,
+};
+
+/// One sighting's embedding is bound to its visitor: enrolling the visitor reads them as a set.
+pub const SIGHTING_EMBEDDINGS: SealedColumn = SealedColumn {
+    table: "visitor_sightings",
+    key: "task_id",
+    owner: "visitor_number",
+    sealed: "embedding",
+    purpose: "embedding",
+    key_is_text: true,
+};
+
+pub const ALL: [&SealedColumn; 10] = [
     &FACE_TEMPLATES,
     &ENROLLMENT_IMAGES,
     &TASK_PAYLOADS,
@@ -77,6 +107,9 @@ pub const ALL: [&SealedColumn; 7] = [
     &ARRIVAL_EVIDENCE,
     &INCIDENT_IMAGES,
     &CAMERA_URLS,
+    &VISITOR_EMBEDDINGS,
+    &VISITOR_CROPS,
+    &SIGHTING_EMBEDDINGS,
 ];
 
 impl SealedColumn {
@@ -120,6 +153,21 @@ pub fn camera_url_binding(camera_id: &str) -> Binding {
     CAMERA_URLS.binding(camera_id)
 }
 
+/// What unknown visitor `number`'s likeness is sealed for.
+pub fn visitor_embedding_binding(number: i64) -> Binding {
+    VISITOR_EMBEDDINGS.binding(number)
+}
+
+/// What unknown visitor `number`'s best face is sealed for.
+pub fn visitor_crop_binding(number: i64) -> Binding {
+    VISITOR_CROPS.binding(number)
+}
+
+/// What the embedding of a sighting of visitor `number` is sealed for.
+pub fn sighting_embedding_binding(number: i64) -> Binding {
+    SIGHTING_EMBEDDINGS.binding(number)
+}
+
 /// A row's primary key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RowKey {
@@ -155,6 +203,7 @@ struct IntKeyed {
 #[derive(sqlx::FromRow)]
 struct TextKeyed {
     key: String,
+    owner: String,
     sealed: Vec<u8>,
 }
 
@@ -177,12 +226,14 @@ pub async fn page(
         statement.and_where(Expr::col(Name::new(column.key)).gt(SimpleExpr::from(after)));
     }
     if column.key_is_text {
+        // The owner may be a number (a sighting's visitor): read as text, it names the same binding.
+        statement.expr_as(Expr::cust(format!("CAST({} AS TEXT)", column.owner)), Name::new("owner"));
         let rows: Vec<TextKeyed> = db.fetch_all(&statement).await?;
         return Ok(rows
             .into_iter()
             .map(|row| SealedValue {
                 column,
-                binding: column.binding(&row.key),
+                binding: column.binding(&row.owner),
                 key: RowKey::Text(row.key),
                 sealed: row.sealed,
             })

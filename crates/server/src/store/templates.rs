@@ -81,7 +81,7 @@ pub async fn erase(db: &impl Exec, user_id: i64) -> StoreResult<bool> {
     Ok(erased)
 }
 
-pub async fn find(db: &Db, user_id: i64) -> StoreResult<Option<SealedTemplate>> {
+pub async fn find(db: &impl Exec, user_id: i64) -> StoreResult<Option<SealedTemplate>> {
     let statement = Query::select()
         .columns([FaceTemplates::UserId, FaceTemplates::Template])
         .from(FaceTemplates::Table)

@@ -92,11 +92,19 @@ async fn rotating_the_data_key_reseals_everything_and_old_format_data_still_open
             assert!(sealed::replace(&db, &value, legacy_seal(&old_key, &plaintext)).await.unwrap());
         }
     }
+    // A stranger at a camera, to become an unknown visitor with a sealed likeness and crop.
+    let queue = EmbeddedQueue::new(db.clone(), old.clone(), Duration::from_secs(30), 3, 100);
+    let sighting = json!({"image": photo("biden.jpg"), "camera_id": "CAM001", "location": null,
+        "captured_at": chrono::Utc::now(), "from_camera_worker": true});
+    let sighting = serde_json::to_vec(&sighting).unwrap();
+    let stranger_task = queue.submit(TaskKind::Verify, "camera:CAM001", None, &sighting).await.unwrap();
     db.close().await;
 
     let app = stopped.start_with(|_| {}).await;
     let recognised = verify(&app, &app.admin_token, "obama3.jpg").await;
     assert_eq!(recognised["employee_id"], "OBAMA", "a template in the old format opens: {recognised}");
+    let stranger = wait_for_task(&app, &stranger_task).await;
+    assert_eq!(stranger["result"]["visitor_id"], "V-0001", "{stranger}");
     assert_signed(&receiver.wait_for(1).await[0], secret);
     let stopped = app.stop().await;
 

@@ -26,4 +26,5 @@ mod summary;
 mod system;
 mod trust;
 mod users;
+mod visitors;
 mod webhooks;

@@ -11,7 +11,7 @@ use crate::face::{enroll, verify};
 use crate::helpers::*;
 
 /// Runs `sql` on the test's database, as another process (or time) would change it.
-async fn execute(app: &TestApp, sql: &str) -> u64 {
+pub async fn execute(app: &TestApp, sql: &str) -> u64 {
     if backend() == "postgres" {
         let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
         let done = sqlx::query(sql).execute(&pool).await.unwrap().rows_affected();

@@ -131,6 +131,7 @@ fn plausible_path(template: &str, person: Option<&TestUser>) -> String {
             Some("task_id") => "verify_00000000-0000-0000-0000-000000000000".into(),
             Some("employee_id") => "NOBODY999".into(),
             Some("camera_id") => "NOCAM999".into(),
+            Some("visitor_id") => "V-99999".into(),
             Some("file") => "init.js".into(),
             Some(other) => panic!("give the path parameter {{{other}}} of {template} a plausible value here"),
         };

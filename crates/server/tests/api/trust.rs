@@ -243,6 +243,7 @@ async fn a_worker_that_lost_its_lease_changes_nothing() {
         location: None,
         captured_at: chrono::Utc::now(),
         requested_by: Requester::default(),
+        from_camera_worker: false,
     };
     let id =
         app.queue.submit(TaskKind::Verify, "test", None, &serde_json::to_vec(&verification).unwrap()).await.unwrap();

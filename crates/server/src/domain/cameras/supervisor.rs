@@ -392,6 +392,7 @@ async fn submit_all(camera: &Watched, parts: &IngestParts, stats: &CameraStats, 
             location: camera.location.clone(),
             captured_at: track.best.captured_at,
             requested_by: Requester { name: Some(format!("camera:{}", camera.id)), client: ClientInfo::default() },
+            from_camera_worker: true,
         };
         let payload = serde_json::to_vec(&request).expect("a verification request serialises");
         let owner = format!("camera:{}", camera.id);

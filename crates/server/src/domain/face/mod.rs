@@ -261,6 +261,8 @@ pub struct FaceTasks {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// How long face crops are kept (`purge_evidence`).
     pub evidence_retention: crate::domain::evidence::Retention,
+    /// Whether faces seen at cameras that match nobody become unknown visitors.
+    pub visitors: crate::domain::visitors::VisitorPolicy,
 }
 
 #[async_trait::async_trait]

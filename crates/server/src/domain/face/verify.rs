@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::{FaceBox, FaceTasks, blocking, decode_payload, round4};
 use crate::domain::attendance::{Arrival, Logged, NewAttendance};
 use crate::domain::audit::{self, AuditEvent, Requester};
+use crate::domain::visitors::{self, SightingContext, Stranger};
 use crate::events::{Event, EventKind};
 use crate::queue::{Task, TaskFailure, begin_for_task};
 use crate::store::incidents::{self, Counted, NewIncident, Sighting};
@@ -32,6 +33,10 @@ pub struct VerifyRequest {
     pub captured_at: DateTime<Utc>,
     #[serde(default)]
     pub requested_by: Requester,
+    /// Sent by a camera's own worker: a face that matches nobody is a sighting of an
+    /// unknown visitor (when `track_unknown_visitors` is on).
+    #[serde(default)]
+    pub from_camera_worker: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -97,6 +102,23 @@ impl FaceDecision {
     }
 }
 
+/// A face that nobody matched, seen live (or not checked) and passing the quality gate:
+/// what an unknown visitor's sighting is made of. Faces that resemble two people
+/// (`ambiguous_match`) or failed a check are not strangers, only undecided.
+fn stranger(decided: &FaceDecision, image: &DecodedImage) -> Option<Stranger> {
+    let unmatched = matches!(decided.reason, Some("not_recognised" | "nobody_enrolled")) && decided.user_id.is_none();
+    let face = decided.face.as_ref().filter(|_| unmatched)?;
+    let live = face.liveness.is_none_or(|liveness| liveness.is_live);
+    if !live || !face.quality.is_acceptable() {
+        return None;
+    }
+    Some(Stranger {
+        embedding: face.embedding.clone()?,
+        crop: rollcall_face::evidence_crop(image, &face.detection.bbox)?,
+        quality_score: face.quality.score,
+    })
+}
+
 pub(super) fn from_identification(identification: Identification) -> FaceDecision {
     match identification {
         Identification::Rejected { reason, face } => FaceDecision {
@@ -135,15 +157,19 @@ pub(super) async fn run_verify(tasks: &FaceTasks, task: &Task) -> Result<Value, 
     let rule = *tasks.face.rule();
     let image = std::mem::take(&mut request.image);
     let keep_crop = tasks.keep_arrival_evidence;
+    let track_visitor = tasks.visitors.track && request.from_camera_worker && request.camera_id.is_some();
     let decided = blocking(move || {
         let decoded =
             engine.decode_base64(&image).map_err(|e| TaskFailure::permanent(format!("invalid image: {e}")))?;
         let index = index.read().expect("index lock");
         let identification =
             engine.identify_with(&decoded, &*index, &rule).map_err(|e| TaskFailure::retryable(e.to_string()))?;
-        Ok::<_, TaskFailure>(from_identification(identification).with_crop(&decoded, keep_crop))
+        let decided = from_identification(identification).with_crop(&decoded, keep_crop);
+        let stranger = if track_visitor { stranger(&decided, &decoded) } else { None };
+        Ok::<_, TaskFailure>((decided, stranger))
     })
     .await??;
+    let (decided, stranger) = decided;
     let context = Context {
         task_id: &task.id,
         owner: &task.owner,
@@ -159,8 +185,16 @@ pub(super) async fn run_verify(tasks: &FaceTasks, task: &Task) -> Result<Value, 
     let mut result = face_result(tasks, &context, &decided, &mut HashSet::new()).await?;
     // The operating point this decision was taken at (it follows the gallery's size).
     result["similarity_threshold"] = json!(round4(rule.threshold.get()));
+    if let (Some(stranger), Some(camera_id)) = (&stranger, context.camera_id) {
+        let sighting =
+            SightingContext { task_id: &task.id, claim: &context.claim, camera_id, seen_at: context.captured_at };
+        let placed =
+            visitors::place(&tasks.db, &tasks.sealer, tasks.visitors, sighting, stranger, rule.threshold.get()).await?;
+        result["visitor_id"] = json!(visitors::label(placed.number));
+    }
     let details = json!({
         "camera_id": request.camera_id,
+        "visitor_id": result.get("visitor_id"),
         "recognized": result["recognized"],
         "employee_id": result["employee_id"],
         "reason": result["reason"],
