@@ -127,6 +127,63 @@ fn changed_look(photo: &[u8]) -> Vec<u8> {
     jpeg
 }
 
+/// A browser watching a camera's preview: for each JPEG part, its width and how many
+/// pixels are the green of a recognised face's box and name.
+struct Preview {
+    frames: Arc<Mutex<Vec<(u32, usize)>>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Preview {
+    /// Opens the preview and waits for its first frame.
+    async fn open(http: &reqwest::Client, url: &str) -> Self {
+        let mut response = http.get(url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(content_type.starts_with("multipart/x-mixed-replace; boundary="), "{content_type}");
+        let frames = Arc::new(Mutex::new(Vec::new()));
+        let found = frames.clone();
+        let reader = tokio::spawn(async move {
+            let mut buffer = Vec::new();
+            while let Ok(Some(chunk)) = response.chunk().await {
+                buffer.extend_from_slice(&chunk);
+                while let Some(jpeg) = take_part(&mut buffer) {
+                    let frame = image::load_from_memory(&jpeg).unwrap().to_rgb8();
+                    let green = frame.pixels().filter(|p| p[1] > 170 && p[0] < 90 && p[2] < 120).count();
+                    found.lock().unwrap().push((frame.width(), green));
+                }
+            }
+        });
+        let preview = Self { frames, reader };
+        poll_until("the first preview frame", Duration::from_secs(15), async || {
+            (!preview.frames.lock().unwrap().is_empty()).then_some(json!(null))
+        })
+        .await;
+        preview
+    }
+}
+
+impl Drop for Preview {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// The first whole JPEG part of a `multipart/x-mixed-replace` body, taken off `buffer`.
+fn take_part(buffer: &mut Vec<u8>) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(buffer);
+    let header_end = text.find("\r\n\r\n")?;
+    let length: usize =
+        text[..header_end].lines().find_map(|line| line.strip_prefix("Content-Length: "))?.trim().parse().ok()?;
+    let start = header_end + 4;
+    if buffer.len() < start + length {
+        return None;
+    }
+    let jpeg = buffer[start..start + length].to_vec();
+    buffer.drain(..start + length);
+    Some(jpeg)
+}
+
 /// Every body the test read, to check none shows the password.
 #[derive(Default)]
 struct Seen(Mutex<Vec<String>>);
@@ -192,10 +249,27 @@ async fn cameras_log_a_person_walking_past_once_and_a_stranger_never() {
     assert!((0.0..=1.0).contains(&online["quality_score"].as_f64().unwrap()), "{online}");
     let frames_before = online["frames_received"].as_u64().unwrap();
 
+    // An admin's browser watches the server's preview, never the camera itself.
+    let stream = seen.keep(&admin.get("/cameras/CAM001/stream/").await);
+    let preview_url = format!("{}{}", server.base, stream["preview_url"].as_str().unwrap());
+    let preview = Preview::open(&http, &preview_url).await;
+    let (first_width, first_green) = preview.frames.lock().unwrap()[0];
+    assert_eq!(first_width, 640, "the preview is the camera's frame");
+    assert!(first_green < 50, "nobody is boxed on the empty doorway ({first_green} green pixels)");
+    let tampered = http.get(format!("{preview_url}x")).send().await.unwrap();
+    assert_eq!(tampered.status(), 401);
+    let elsewhere = preview_url.replace("/CAM001/", "/CAM002/");
+    assert_eq!(http.get(&elsewhere).send().await.unwrap().status(), 401, "a token opens its own camera only");
+    let no_token = http.get(format!("{}/api/v1/cameras/CAM001/preview.mjpeg", server.base)).send().await.unwrap();
+    assert_eq!(no_token.status(), 400);
+
     // A person walks in and stands at the door for three seconds, then leaves.
     camera.show(&fixture("obama.jpg"));
     tokio::time::sleep(Duration::from_secs(3)).await;
     camera.show(&doorway());
+    let boxed = preview.frames.lock().unwrap().iter().map(|(_, green)| *green).max().unwrap();
+    assert!(boxed > 300, "the recognised person is boxed and named in green on the preview ({boxed} pixels)");
+    drop(preview);
     let logs = poll_until("the arrival is logged", Duration::from_secs(60), async || {
         let logs = seen.keep(&admin.get("/attendance/logs/?camera_id=CAM001").await);
         (logs["count"] == 1).then_some(logs)

@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{Admin, Auth, Json, Path};
+use super::extract::{Admin, Auth, Json, Path, Query};
 use crate::app::AppState;
 use crate::domain::audit::{self, AuditEvent, ClientInfo};
 use crate::domain::auth::Principal;
@@ -289,7 +290,7 @@ pub async fn delete_camera(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Where a camera's stream is, credentials masked.
+/// Where a camera's stream is, credentials masked, and where a browser can watch it.
 #[derive(Serialize, ToSchema)]
 pub struct CameraStream {
     pub camera_id: String,
@@ -297,21 +298,105 @@ pub struct CameraStream {
     pub rtsp_url: String,
     /// `rtsp` or `http`.
     pub protocol: String,
+    /// The server's live preview of the camera (`multipart/x-mixed-replace` JPEG, at most
+    /// 2 frames a second, faces boxed, recognised people named), openable without other
+    /// credentials until `preview_expires_at` — e.g. as an `<img src>`. The camera's own
+    /// URL and password never reach the browser.
+    pub preview_url: String,
+    pub preview_expires_at: DateTime<Utc>,
 }
 
-/// A camera's stream URL, credentials masked (admin).
+/// A camera's stream URL, credentials masked, and a short-lived preview URL (admin).
+/// Issuing a preview URL is audited (`camera_preview_issued`).
 #[utoipa::path(get, path = "/cameras/{camera_id}/stream/", tag = "cameras", params(("camera_id" = String, Path)),
     responses((status = 200, body = CameraStream), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 pub async fn camera_stream(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin(admin): Admin,
+    client: ClientInfo,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CameraStream>> {
     let record = find(&state, &path_id(&id)?).await?;
     let spec = opened(&state, &record)?;
     let protocol = if spec.url.scheme().starts_with("rtsp") { "rtsp" } else { "http" };
-    Ok(Json(CameraStream { camera_id: record.id, rtsp_url: masked_url(&spec.url), protocol: protocol.into() }))
+    let (token, preview_expires_at) =
+        state.auth.preview_token(&record.id).map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
+    let details = json!({"camera_id": record.id, "expires_at": preview_expires_at});
+    audit::record(&state.db, &client, AuditEvent::success("camera_preview_issued", Some(admin.audit_name()), details))
+        .await;
+    Ok(Json(CameraStream {
+        preview_url: format!("/api/v1/cameras/{}/preview.mjpeg?token={token}", record.id),
+        preview_expires_at,
+        camera_id: record.id,
+        rtsp_url: masked_url(&spec.url),
+        protocol: protocol.into(),
+    }))
+}
+
+/// The longest one preview connection lasts: a page watching longer asks for a new URL.
+const PREVIEW_MAX_DURATION: Duration = Duration::from_secs(30 * 60);
+const PREVIEW_BOUNDARY: &str = "rollcallpreview";
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct PreviewQuery {
+    /// From `GET /cameras/{camera_id}/stream/`.
+    pub token: Option<String>,
+}
+
+/// A camera's live preview (`multipart/x-mixed-replace` JPEG frames, at most 2 a second,
+/// up to 30 minutes a connection), opened with the `token` of a `preview_url`: the token
+/// is the credential, valid for that camera for 5 minutes after it was issued. Frames are
+/// the camera's sampled frames scaled to at most 960 px wide, with each face boxed (green:
+/// recognised, named; amber: anyone else) — names are the open-set decision on that frame
+/// only, for watching; what is logged is decided by verification.
+#[utoipa::path(get, path = "/cameras/{camera_id}/preview.mjpeg", tag = "cameras",
+    params(("camera_id" = String, Path), PreviewQuery),
+    responses((status = 200, content_type = "multipart/x-mixed-replace", description = "JPEG frames"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The camera is not being watched (inactive)")))]
+pub async fn camera_preview(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<PreviewQuery>,
+) -> ApiResult<axum::response::Response> {
+    let id = path_id(&id)?;
+    let token = query.token.ok_or_else(|| {
+        ApiError::validation("token", "is required: use the preview_url of GET /cameras/{camera_id}/stream/")
+    })?;
+    let token = crate::domain::auth::within_limit("token", token.trim(), crate::domain::auth::MAX_ACCESS_TOKEN_BYTES)
+        .map_err(invalid)?;
+    if state.auth.check_preview_token(token, &id).is_err() {
+        return Err(ApiError::Unauthorized("the preview token is not valid for this camera, or has expired: ask GET /cameras/{camera_id}/stream/ for a new preview_url".into()));
+    }
+    let record = find(&state, &id).await?;
+    let feed = state
+        .cameras
+        .preview(&record.id)
+        .ok_or_else(|| ApiError::Conflict(format!("camera {} is not being watched (is_active is false)", record.id)))?;
+    let frames = feed.watch();
+    let deadline = tokio::time::Instant::now() + PREVIEW_MAX_DURATION;
+    let parts = futures::stream::unfold(frames, move |mut frames| async move {
+        loop {
+            match tokio::time::timeout_at(deadline, frames.changed()).await {
+                Ok(Ok(())) => {}
+                // The camera's worker stopped, or the connection is old enough.
+                _ => return None,
+            }
+            let Some(jpeg) = frames.borrow_and_update().clone() else { continue };
+            let mut part =
+                format!("--{PREVIEW_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", jpeg.len())
+                    .into_bytes();
+            part.extend_from_slice(&jpeg);
+            part.extend_from_slice(b"\r\n");
+            return Some((Ok::<_, std::convert::Infallible>(part), frames));
+        }
+    });
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, format!("multipart/x-mixed-replace; boundary={PREVIEW_BOUNDARY}")),
+        (axum::http::header::CACHE_CONTROL, "no-store".to_owned()),
+    ];
+    Ok((headers, axum::body::Body::from_stream(parts)).into_response())
 }
 
 /// What a connection test found.

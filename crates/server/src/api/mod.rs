@@ -166,6 +166,7 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(cameras::list_cameras, cameras::create_camera))
         .routes(routes!(cameras::get_camera, cameras::update_camera, cameras::delete_camera))
         .routes(routes!(cameras::camera_stream))
+        .routes(routes!(cameras::camera_preview))
         .routes(routes!(cameras::test_camera))
         .routes(routes!(cameras::camera_health))
         .routes(routes!(visitors::list_visitors))

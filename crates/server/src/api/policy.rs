@@ -93,6 +93,9 @@ pub static POLICY: &[Guard] = &[
     route(Method::PUT, "/api/v1/cameras/{camera_id}/", ADMIN),
     route(Method::DELETE, "/api/v1/cameras/{camera_id}/", ADMIN),
     route(Method::GET, "/api/v1/cameras/{camera_id}/stream/", ADMIN),
+    // A browser's `<img>` sends no headers: the signed, short-lived token in the URL that
+    // the stream route gives admins is the credential, checked by the handler.
+    route(Method::GET, "/api/v1/cameras/{camera_id}/preview.mjpeg", Access::Public),
     route(Method::POST, "/api/v1/cameras/{camera_id}/test/", ADMIN),
     route(Method::GET, "/api/v1/cameras/{camera_id}/health/", ADMIN_OR_FACULTY),
     // Strangers' faces: admins only.

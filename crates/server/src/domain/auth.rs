@@ -183,6 +183,19 @@ struct AccessClaims {
     typ: String,
 }
 
+/// How long a camera preview URL can be opened after it was issued.
+pub const PREVIEW_TOKEN_TTL_SECS: i64 = 300;
+const PREVIEW_TOKEN_TYPE: &str = "camera_preview";
+
+#[derive(Serialize, Deserialize)]
+struct PreviewClaims {
+    /// The camera.
+    sub: String,
+    iat: i64,
+    exp: i64,
+    typ: String,
+}
+
 /// A freshly issued pair of tokens.
 pub struct Session {
     pub access: String,
@@ -320,6 +333,37 @@ impl Authenticator {
             return Err(AuthError::InvalidToken);
         }
         Ok(Principal::User { id: user.id, role: user.role, employee_id: user.employee_id, email: user.email })
+    }
+
+    /// A token that lets a browser open camera `camera_id`'s preview until `expires_at`
+    /// (an `<img>` cannot send headers). It is no access token: it opens that one preview
+    /// and nothing else.
+    pub fn preview_token(&self, camera_id: &str) -> Result<(String, DateTime<Utc>), AuthError> {
+        let now = Utc::now();
+        let expires_at = now + Duration::seconds(PREVIEW_TOKEN_TTL_SECS);
+        let claims = PreviewClaims {
+            sub: camera_id.to_owned(),
+            iat: now.timestamp(),
+            exp: expires_at.timestamp(),
+            typ: PREVIEW_TOKEN_TYPE.into(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding_key)
+            .map_err(|_| AuthError::InvalidToken)?;
+        Ok((token, expires_at))
+    }
+
+    /// Checks a preview token: signature, expiry and that it was issued for `camera_id`.
+    pub fn check_preview_token(&self, token: &str, camera_id: &str) -> Result<(), AuthError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub", "iat"]);
+        let claims = jsonwebtoken::decode::<PreviewClaims>(token, &self.decoding_key, &validation)
+            .map_err(|_| AuthError::InvalidToken)?
+            .claims;
+        if claims.typ != PREVIEW_TOKEN_TYPE || claims.sub != camera_id {
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(())
     }
 
     pub async fn authenticate_api_key(&self, db: &Db, key: &str) -> Result<Principal, AuthError> {

@@ -8,6 +8,7 @@
 //! the worker that connects; responses, the audit log and every log line show
 //! [`masked_url`].
 
+pub mod preview;
 pub mod rtsp;
 pub mod source;
 pub mod stats;

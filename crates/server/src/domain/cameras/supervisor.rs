@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use super::preview::{self, Marked, PreviewFeed};
 use super::source::{Picture, Source, SourceError, http_client};
 use super::stats::{CameraStats, Snapshot, Status};
 use super::tracker::{Candidate, Finished, Tracker, TrackerConfig};
@@ -29,8 +30,8 @@ use crate::crypto::Sealer;
 use crate::domain::audit::{ClientInfo, Requester};
 use crate::domain::face::{EngineState, FaceService, VerifyRequest};
 use crate::queue::{TaskKind, TaskQueue};
-use crate::store::Db;
 use crate::store::cameras::{self, CameraRecord};
+use crate::store::{Db, users};
 
 /// How often the cameras are read again even when no change was announced (a change
 /// made through another server on the same database).
@@ -62,6 +63,7 @@ struct Running {
     revision: i64,
     stop: CancellationToken,
     stats: Arc<CameraStats>,
+    preview: Arc<PreviewFeed>,
 }
 
 /// Active cameras by state.
@@ -99,6 +101,11 @@ impl CameraSupervisor {
             return Some(running.stats.snapshot());
         }
         lock(&self.idle).get(id).map(|stats| stats.snapshot())
+    }
+
+    /// Camera `id`'s live preview; `None` when the camera is not watched (inactive or unknown).
+    pub fn preview(&self, id: &str) -> Option<Arc<PreviewFeed>> {
+        lock(&self.running).get(id).map(|running| running.preview.clone())
     }
 
     /// How many watched cameras are in each state.
@@ -161,9 +168,10 @@ impl CameraSupervisor {
             }
             idle.remove(&camera.id);
             let stats = Arc::new(CameraStats::default());
-            match self.start(camera, stats.clone()) {
+            let preview = Arc::new(PreviewFeed::default());
+            match self.start(camera, stats.clone(), preview.clone()) {
                 Ok(stop) => {
-                    running.insert(camera.id.clone(), Running { revision: camera.revision, stop, stats });
+                    running.insert(camera.id.clone(), Running { revision: camera.revision, stop, stats, preview });
                 }
                 Err(error) => {
                     tracing::error!(camera = %camera.id, %error, "cannot open the camera's sealed URL");
@@ -175,7 +183,12 @@ impl CameraSupervisor {
         Ok(())
     }
 
-    fn start(&self, record: &CameraRecord, stats: Arc<CameraStats>) -> anyhow::Result<CancellationToken> {
+    fn start(
+        &self,
+        record: &CameraRecord,
+        stats: Arc<CameraStats>,
+        preview: Arc<PreviewFeed>,
+    ) -> anyhow::Result<CancellationToken> {
         let spec = stored_camera(record, &self.parts.sealer)?;
         let camera = Watched {
             id: record.id.clone(),
@@ -187,7 +200,7 @@ impl CameraSupervisor {
         };
         let stop = CancellationToken::new();
         tracing::info!(camera = %camera.id, url = %camera.masked_url, "watching camera");
-        tokio::spawn(watch(camera, self.parts.clone(), stats, stop.clone()));
+        tokio::spawn(watch(Watcher { camera, parts: self.parts.clone(), stats, preview }, stop.clone()));
         Ok(stop)
     }
 }
@@ -206,18 +219,27 @@ struct Watched {
     interval: Duration,
 }
 
+/// One camera's worker and what it reports to.
+struct Watcher {
+    camera: Watched,
+    parts: IngestParts,
+    stats: Arc<CameraStats>,
+    preview: Arc<PreviewFeed>,
+}
+
 /// Runs sessions until `stop`, waiting longer after each failure (up to `max_backoff`).
-async fn watch(camera: Watched, parts: IngestParts, stats: Arc<CameraStats>, stop: CancellationToken) {
+async fn watch(watcher: Watcher, stop: CancellationToken) {
+    let Watcher { camera, parts, stats, .. } = &watcher;
     let client = http_client();
     let mut backoff = FIRST_RETRY;
     loop {
         let started = Instant::now();
         let outcome = tokio::select! {
             () = stop.cancelled() => return,
-            outcome = session(&camera, &client, &parts, &stats) => outcome,
+            outcome = session(&watcher, &client) => outcome,
         };
         let SessionEnd { error, tracker } = outcome;
-        submit_all(&camera, &parts, &stats, tracker.map(|mut t| t.finish_all()).unwrap_or_default()).await;
+        submit_all(camera, parts, stats, tracker.map(|mut t| t.finish_all()).unwrap_or_default()).await;
         tracing::warn!(camera = %camera.id, url = %camera.masked_url, error = %error, "camera stream failed");
         stats.failed(error.status, error.message);
         if started.elapsed() >= HEALTHY_SESSION {
@@ -238,29 +260,33 @@ struct SessionEnd {
 }
 
 /// One connection: frames until the stream fails.
-async fn session(camera: &Watched, client: &reqwest::Client, parts: &IngestParts, stats: &CameraStats) -> SessionEnd {
+async fn session(watcher: &Watcher, client: &reqwest::Client) -> SessionEnd {
+    let Watcher { camera, parts, stats, .. } = watcher;
     let mut source = match Source::open(client, &camera.url).await {
         Ok(source) => source,
         Err(error) => return SessionEnd { error, tracker: None },
     };
-    let mut tracker = Some(Tracker::new(TrackerConfig::for_interval(camera.interval)));
+    let mut followed = Some(Followed {
+        tracker: Tracker::new(TrackerConfig::for_interval(camera.interval)),
+        names: PreviewNames::default(),
+    });
     let mut next_sample = Instant::now();
     loop {
         let due = Instant::now() >= next_sample;
         let frame = match source.next_frame(due).await {
             Ok(frame) => frame,
-            Err(error) => return SessionEnd { error, tracker },
+            Err(error) => return SessionEnd { error, tracker: followed.map(|f| f.tracker) },
         };
         stats.frame_received(frame.bytes, source.codec());
         let now = Instant::now();
         if let (true, Some(picture)) = (now >= next_sample, frame.picture) {
             next_sample = (next_sample + camera.interval).max(now);
             if let EngineState::Ready(engine) = parts.face.state() {
-                let followed = tracker.take().expect("the tracker is back after each frame");
-                tracker = Some(look_at(engine, picture, followed, stats).await);
+                let before = followed.take().expect("the tracker is back after each frame");
+                followed = Some(look_at(engine, picture, before, watcher).await);
             }
         }
-        let finished = tracker.as_mut().map(|t| t.finish(Instant::now())).unwrap_or_default();
+        let finished = followed.as_mut().map(|f| f.tracker.finish(Instant::now())).unwrap_or_default();
         submit_all(camera, parts, stats, finished).await;
         if source.is_polled() {
             tokio::time::sleep_until(next_sample.into()).await;
@@ -268,21 +294,33 @@ async fn session(camera: &Watched, client: &reqwest::Client, parts: &IngestParts
     }
 }
 
+/// What a session keeps between frames: the faces followed, and for the preview whom
+/// each track was recognised as.
+struct Followed {
+    tracker: Tracker<Vec<u8>>,
+    names: PreviewNames,
+}
+
+/// Names of tracks for the preview, by track: `None` for a track looked up and recognised
+/// as nobody. Bounded: forgotten wholesale past [`MAX_PREVIEW_NAMES`].
+#[derive(Default)]
+struct PreviewNames(HashMap<u64, Option<String>>);
+
+const MAX_PREVIEW_NAMES: usize = 256;
+
 /// Decodes a sampled frame, finds its faces and follows them, keeping a crop of each
-/// track's best face so far. Runs on the blocking pool; the tracker comes back with it.
-async fn look_at(
-    engine: Arc<FaceEngine>,
-    picture: Picture,
-    mut tracker: Tracker<Vec<u8>>,
-    stats: &CameraStats,
-) -> Tracker<Vec<u8>> {
+/// track's best face so far, and draws the preview when someone watches. Runs on the
+/// blocking pool; the tracker comes back with it.
+async fn look_at(engine: Arc<FaceEngine>, picture: Picture, mut followed: Followed, watcher: &Watcher) -> Followed {
     let captured_at = Utc::now();
     let seen = Instant::now();
+    let preview = watcher.preview.clone();
+    let face = watcher.parts.face.clone();
     let work = tokio::task::spawn_blocking(move || {
         let image = match picture {
             Picture::Jpeg(jpeg) => match engine.decode(&jpeg) {
                 Ok(image) => image,
-                Err(_) => return (tracker, None, 0),
+                Err(_) => return (followed, None, 0, Vec::new()),
             },
             Picture::Rgb(rgb) => DecodedImage::from_rgb(rgb),
         };
@@ -291,39 +329,81 @@ async fn look_at(
         faces.sort_by(|a, b| b.bbox.area().total_cmp(&a.bbox.area()));
         faces.truncate(MAX_FACES_PER_FRAME);
         let boxes: Vec<BoundingBox> = faces.iter().map(|face| face.bbox).collect();
+        let tracker = &mut followed.tracker;
         let tracks = tracker.assign(seen, &boxes);
         let size = (image.width(), image.height());
-        let mut new_tracks = 0;
-        for (face, track) in faces.iter().zip(tracks) {
-            let Some(track) = track else { continue };
-            let Some(aligned) = engine.align(&image, face) else { continue };
-            let quality = rollcall_face::quality::assess(face, size, &aligned, &engine.config().quality);
+        let drawing = preview.due(seen);
+        let (mut new_tracks, mut to_name) = (0, Vec::new());
+        for (detection, track) in faces.iter().zip(&tracks) {
+            let Some(track) = *track else { continue };
+            let Some(aligned) = engine.align(&image, detection) else { continue };
+            if drawing && !followed.names.0.contains_key(&track) {
+                to_name.push((track, recognise(&engine, &face, &aligned)));
+            }
+            let quality = rollcall_face::quality::assess(detection, size, &aligned, &engine.config().quality);
             // A face that passes every quality limit beats any that does not.
             let score = quality.score + if quality.is_acceptable() { 1.0 } else { 0.0 };
             if tracker.would_keep(track, score) {
                 let fresh = tracker.would_keep(track, f32::NEG_INFINITY);
-                if let Some(kept) = face_region(&image, &face.bbox) {
+                if let Some(kept) = face_region(&image, &detection.bbox) {
                     tracker.offer(track, Candidate { score, captured_at, kept });
                     new_tracks += usize::from(fresh);
                 }
             }
         }
-        (tracker, Some((size, frame_quality)), new_tracks)
+        if drawing {
+            let marked: Vec<Marked<'_>> = boxes
+                .iter()
+                .zip(&tracks)
+                .map(|(bbox, track)| Marked {
+                    bbox: *bbox,
+                    name: track.and_then(|t| followed.names.0.get(&t)).and_then(|name| name.as_deref()),
+                })
+                .collect();
+            if let Some(jpeg) = preview::render(image.rgb(), &marked) {
+                preview.publish(jpeg);
+            }
+        }
+        (followed, Some((size, frame_quality)), new_tracks, to_name)
     });
     match work.await {
-        Ok((tracker, sampled, new_tracks)) => {
+        Ok((mut followed, sampled, new_tracks, to_name)) => {
             if let Some((size, quality)) = sampled {
-                stats.frame_sampled(size, quality);
+                watcher.stats.frame_sampled(size, quality);
             }
             for _ in 0..new_tracks {
-                stats.face_tracked();
+                watcher.stats.face_tracked();
             }
-            tracker
+            name_tracks(&watcher.parts.db, &mut followed.names, to_name).await;
+            followed
         }
         Err(error) => {
             tracing::error!(%error, "analysing a camera frame failed");
-            Tracker::new(TrackerConfig::for_interval(Duration::from_millis(500)))
+            Followed {
+                tracker: Tracker::new(TrackerConfig::for_interval(Duration::from_millis(500))),
+                names: PreviewNames::default(),
+            }
         }
+    }
+}
+
+/// Whom the aligned face is, by the same open-set rule as verification (for the preview
+/// only: no liveness check, nothing logged).
+fn recognise(engine: &FaceEngine, face: &FaceService, aligned: &image::RgbImage) -> Option<i64> {
+    face.recognise(&engine.embed_aligned(aligned).ok()?)
+}
+
+/// Remembers the names of the people the preview recognised.
+async fn name_tracks(db: &Db, names: &mut PreviewNames, recognised: Vec<(u64, Option<i64>)>) {
+    if names.0.len() > MAX_PREVIEW_NAMES {
+        names.0.clear();
+    }
+    for (track, user_id) in recognised {
+        let name = match user_id {
+            Some(id) => users::find_by_id(db, id).await.ok().flatten().filter(|u| u.is_active).map(|u| u.full_name()),
+            None => None,
+        };
+        names.0.insert(track, name);
     }
 }
 

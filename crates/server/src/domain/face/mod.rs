@@ -220,6 +220,16 @@ impl FaceService {
         self.index.clone()
     }
 
+    /// The person `embedding` is recognised as by the current open-set rule, if anyone.
+    pub fn recognise(&self, embedding: &rollcall_face::Embedding) -> Option<i64> {
+        use rollcall_face::{DecisionRule as _, FaceIndex as _};
+        let search = self.index.read().expect("index lock").search(embedding);
+        match self.rule().decide(&search) {
+            rollcall_face::Decision::Recognised { identity, .. } => identity.parse().ok(),
+            rollcall_face::Decision::NotRecognised { .. } => None,
+        }
+    }
+
     /// People in the matching index.
     pub fn enrolled(&self) -> usize {
         self.index.read().expect("index lock").len()
