@@ -37,6 +37,10 @@ pub enum Access {
     /// Signed-in people of any role, for what is their own (a phone's check-in); no API
     /// key, which is no one.
     People,
+    /// Whoever holds a signed, short-lived URL that an admin route issued (a camera
+    /// preview for an `<img>`, which sends no headers): the token in the query string is
+    /// the credential, checked by the handler against the one resource it was issued for.
+    SignedUrl,
 }
 
 const ADMIN: Access = Access::Roles(&[Role::Admin]);
@@ -93,9 +97,8 @@ pub static POLICY: &[Guard] = &[
     route(Method::PUT, "/api/v1/cameras/{camera_id}/", ADMIN),
     route(Method::DELETE, "/api/v1/cameras/{camera_id}/", ADMIN),
     route(Method::GET, "/api/v1/cameras/{camera_id}/stream/", ADMIN),
-    // A browser's `<img>` sends no headers: the signed, short-lived token in the URL that
-    // the stream route gives admins is the credential, checked by the handler.
-    route(Method::GET, "/api/v1/cameras/{camera_id}/preview.mjpeg", Access::Public),
+    // The signed URL that the stream route gives admins.
+    route(Method::GET, "/api/v1/cameras/{camera_id}/preview.mjpeg", Access::SignedUrl),
     route(Method::POST, "/api/v1/cameras/{camera_id}/test/", ADMIN),
     route(Method::GET, "/api/v1/cameras/{camera_id}/health/", ADMIN_OR_FACULTY),
     // Strangers' faces: admins only.
@@ -193,10 +196,10 @@ impl Access {
     /// Whether `caller` (`None`: anonymous) may call a route with this rule.
     pub fn decide(self, caller: Option<&Principal>) -> Result<(), Refusal> {
         let Some(caller) = caller else {
-            return if self == Self::Public { Ok(()) } else { Err(Refusal::Unauthenticated) };
+            return if matches!(self, Self::Public | Self::SignedUrl) { Ok(()) } else { Err(Refusal::Unauthenticated) };
         };
         let admitted = match self {
-            Self::Public | Self::Authenticated => true,
+            Self::Public | Self::SignedUrl | Self::Authenticated => true,
             Self::Roles(roles) => roles.contains(&caller.role()),
             Self::AdminOrSelf => caller.is_admin() || caller.user_id().is_some(),
             Self::People => caller.user_id().is_some(),
@@ -215,6 +218,9 @@ impl Access {
             }
             Self::AdminOrSelf => "admins (people and API keys), and signed-in people for their own record.".into(),
             Self::People => "signed-in people of any role, for themselves; not API keys.".into(),
+            Self::SignedUrl => {
+                "whoever holds the signed, short-lived URL an admin route issued; no other credentials.".into()
+            }
         }
     }
 }
@@ -311,7 +317,7 @@ fn describe_operation(operation: &mut Operation, guard: &Guard) {
         Some(description) if !description.is_empty() => format!("{description}\n\n{who}"),
         _ => who,
     });
-    if guard.access == Access::Public {
+    if matches!(guard.access, Access::Public | Access::SignedUrl) {
         operation.security = Some(Vec::new());
     }
 }
@@ -385,6 +391,9 @@ mod tests {
                 "/api/docs/{file}",
             ]
         );
+        let signed: Vec<&str> =
+            POLICY.iter().filter(|guard| guard.access == Access::SignedUrl).map(|guard| guard.path).collect();
+        assert_eq!(signed, ["/api/v1/cameras/{camera_id}/preview.mjpeg"]);
     }
 
     #[test]
