@@ -118,11 +118,15 @@ fn proto_with_input_shapes(path: &Path, input_shapes: &[Vec<usize>]) -> Result<p
     for output in &mut graph.output {
         output.r#type = None;
     }
-    let initializers: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let inputs = graph.input.iter_mut().filter(|i| !initializers.contains(i.name.as_str()));
-    for (input, shape) in inputs.zip(input_shapes) {
+    // Weights listed as graph inputs (SFace lists all 174) could be fed at run time, so
+    // ONNX Runtime may not treat them as constants and cannot fold batch norms into the
+    // convolutions; since IR version 4 an initializer need not be an input.
+    let initializers: std::collections::HashSet<String> = graph.initializer.iter().map(|t| t.name.clone()).collect();
+    graph.input.retain(|input| !initializers.contains(&input.name));
+    for (input, shape) in graph.input.iter_mut().zip(input_shapes) {
         input.r#type = Some(float_tensor_type(shape));
     }
+    proto.ir_version = proto.ir_version.max(4);
     Ok(proto)
 }
 
