@@ -39,6 +39,8 @@ struct FaceData {
     quality_ok: bool,
     issues: Vec<crate::QualityIssue>,
     live: bool,
+    /// The passive check's combined score, when it ran.
+    anti_spoof_score: Option<f32>,
     /// Faces at least `multiple_faces_min_width_ratio` as wide as the largest.
     comparable_faces: usize,
 }
@@ -152,6 +154,48 @@ pub struct IdentifyReport {
     pub threads: usize,
     /// The score distributions measured here, in the shipped curve's format (numbers only).
     pub curve: CalibrationCurve,
+    /// How the passive anti-spoof check treats these photos (all real), when it ran.
+    pub passive_liveness: Option<PassiveLiveness>,
+}
+
+/// The passive check on real photos: how many it refuses at each threshold, and the
+/// highest threshold that refuses at most [`REAL_REFUSAL_BUDGET`] of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PassiveLiveness {
+    /// Photos with a face the check scored (enrollment photos and probes).
+    pub photos: usize,
+    /// The engine's threshold in this run, and the share of the photos it refuses.
+    pub threshold: f32,
+    pub refused_at_threshold: f64,
+    /// The highest threshold (two decimals) refusing at most the budget of the photos.
+    pub threshold_for_budget: f32,
+    pub budget: f64,
+    /// `(threshold, share refused)` from 0.30 to 0.80.
+    pub curve: Vec<(f32, f64)>,
+}
+
+/// The share of real photos the passive check may refuse at its default threshold.
+pub const REAL_REFUSAL_BUDGET: f64 = 0.01;
+
+/// The passive check's figures over `scores` (every face it scored), at `threshold`.
+fn passive_liveness(scores: &[f32], threshold: f32) -> Option<PassiveLiveness> {
+    if scores.is_empty() {
+        return None;
+    }
+    let refused = |t: f32| scores.iter().filter(|&&score| score < t).count() as f64 / scores.len() as f64;
+    let threshold_for_budget = (0..=100)
+        .rev()
+        .map(|k| k as f32 / 100.0)
+        .find(|&t| refused(t) <= REAL_REFUSAL_BUDGET)
+        .unwrap_or(0.0);
+    Some(PassiveLiveness {
+        photos: scores.len(),
+        threshold,
+        refused_at_threshold: refused(threshold),
+        threshold_for_budget,
+        budget: REAL_REFUSAL_BUDGET,
+        curve: (30..=80).step_by(5).map(|k| k as f32 / 100.0).map(|t| (t, refused(t))).collect(),
+    })
 }
 
 /// Lists `dir/<person>/<photo>` (people and photos in name order, image extensions only).
@@ -195,6 +239,7 @@ fn analyse(engine: &FaceEngine, path: &Path) -> Result<Photo> {
             quality_ok: face.quality.is_acceptable(),
             issues: face.quality.issues.clone(),
             live: face.liveness.is_none_or(|l| l.is_live),
+            anti_spoof_score: face.liveness.map(|l| l.anti_spoof_score),
             embedding: face.embedding,
             comparable_faces,
         }),
@@ -543,5 +588,9 @@ pub fn evaluate_identify(
         mean_ms_per_photo: if jobs.is_empty() { 0.0 } else { elapsed_ms * threads as f64 / jobs.len() as f64 },
         threads,
         curve,
+        passive_liveness: passive_liveness(
+            &photos.iter().filter_map(|p| p.face.as_ref().and_then(|f| f.anti_spoof_score)).collect::<Vec<_>>(),
+            engine.anti_spoof().map_or(0.0, |a| a.threshold()),
+        ),
     })
 }

@@ -223,6 +223,19 @@ fn print_identify(r: &IdentifyReport) {
         f.measured_threshold
             .map_or("no swept threshold meets it".into(), |t| format!("{t:.3} is the lowest that meets it")),
     );
+    if let Some(passive) = &r.passive_liveness {
+        println!(
+            "passive liveness on {} real faces: threshold {:.2} refuses {:.1}%; {:.2} is the highest refusing at most {:.0}%",
+            passive.photos,
+            passive.threshold,
+            passive.refused_at_threshold * 100.0,
+            passive.threshold_for_budget,
+            passive.budget * 100.0,
+        );
+        let curve: Vec<String> =
+            passive.curve.iter().map(|(t, refused)| format!("{t:.2}: {:.1}%", refused * 100.0)).collect();
+        println!("  refused at each threshold: {}", curve.join(", "));
+    }
     println!(
         "mean time per photo: {:.1} ms (read, decode, detect, align, quality, anti-spoof, embed; {} threads)",
         r.mean_ms_per_photo, r.threads
