@@ -153,6 +153,7 @@ impl App {
             keep_enrollment_images: self.config.keep_enrollment_images,
             keep_arrival_evidence: self.config.keep_arrival_evidence,
             incident_window: std::time::Duration::from_secs(self.config.incident_window_secs),
+            spoof_incident_min_failures: self.config.spoof_incident_min_failures,
             metrics: self.metrics.clone(),
             evidence_retention: self.config.evidence_retention(),
             visitors: self.config.visitor_policy(),

@@ -64,6 +64,8 @@ pub struct Config {
     #[serde(deserialize_with = "retention_days")]
     pub evidence_retention_days: u32,
     pub incident_window_secs: u64,
+    #[serde(deserialize_with = "min_failures")]
+    pub spoof_incident_min_failures: u32,
     /// A phone check-in whose timestamp is further than this from the server's clock is refused.
     pub mobile_max_clock_skew_secs: u64,
     /// When set, `/metrics` needs `Authorization: Bearer <metrics_token>`.
@@ -211,6 +213,15 @@ fn retention_days<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Erro
         return Err(serde::de::Error::custom(format!("{days} days: keep it 1 to 3650 days")));
     }
     Ok(days)
+}
+
+/// Failed checks before an incident: 1 to 100.
+fn min_failures<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let failures = u32::deserialize(d)?;
+    if !(1..=100).contains(&failures) {
+        return Err(serde::de::Error::custom(format!("{failures}: give 1 to 100 failed checks")));
+    }
+    Ok(failures)
 }
 
 /// An empty string means "not set" (the defaults file can only spell a missing value so).

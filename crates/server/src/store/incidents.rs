@@ -90,7 +90,7 @@ pub struct NewIncident {
 
 /// Opens a reported incident.
 pub async fn insert(db: &impl Exec, incident: NewIncident) -> StoreResult<IncidentRecord> {
-    let statement = insert_statement(incident, None, None).returning_all().to_owned();
+    let statement = insert_statement(incident, None, None, 1).returning_all().to_owned();
     db.fetch_one_unique(&statement, &[]).await
 }
 
@@ -100,6 +100,7 @@ fn insert_statement(
     incident: NewIncident,
     task_id: Option<String>,
     group_key: Option<String>,
+    occurrences: i64,
 ) -> sea_query::InsertStatement {
     Query::insert()
         .into_table(Incidents::Table)
@@ -115,6 +116,7 @@ fn insert_statement(
             Incidents::ReportedBy,
             Incidents::TaskId,
             Incidents::GroupKey,
+            Incidents::Occurrences,
         ])
         .values_panic([
             incident.kind.into(),
@@ -128,6 +130,7 @@ fn insert_statement(
             incident.reported_by.into(),
             task_id.into(),
             group_key.into(),
+            occurrences.into(),
         ])
         .to_owned()
 }
@@ -144,20 +147,24 @@ pub struct Sighting {
 pub enum Counted {
     /// It opened a new incident, or raised an open one's count.
     Now(Box<IncidentRecord>),
+    /// It was recorded, but its group has had fewer than the minimum within the window:
+    /// no incident yet.
+    Pending,
     /// Its task had counted it before (the task is being run again).
     Already,
 }
 
-/// Counts `sighting` on the open incident of its group last seen within `window`, or on a
-/// new one; once per task. One transaction: the unique group key makes concurrent
-/// sightings in any process add to one incident.
-pub async fn count_sighting(db: &impl Exec, sighting: Sighting, window: chrono::Duration) -> StoreResult<Counted> {
-    let seen = Query::select()
-        .column(IncidentSightings::TaskId)
-        .from(IncidentSightings::Table)
-        .and_where(Expr::col(IncidentSightings::TaskId).eq(sighting.task_id.clone()))
-        .to_owned();
-    if db.fetch_optional::<TaskIdRow>(&seen).await?.is_some() {
+/// Counts `sighting` on the open incident of its group last seen within `window`, or, once
+/// the group has had `min_sightings` within the window, on a new one that counts them all;
+/// once per task. One transaction: the unique group key makes concurrent sightings in any
+/// process add to one incident.
+pub async fn count_sighting(
+    db: &impl Exec,
+    sighting: Sighting,
+    window: chrono::Duration,
+    min_sightings: u32,
+) -> StoreResult<Counted> {
+    if counted_before(db, &sighting.task_id).await? {
         return Ok(Counted::Already);
     }
     let seen_at = sighting.incident.occurred_at;
@@ -169,15 +176,29 @@ pub async fn count_sighting(db: &impl Exec, sighting: Sighting, window: chrono::
         .and_where(Expr::col(Incidents::LastSeenAt).lt(seen_at - window))
         .to_owned();
     db.execute(&quiet).await?;
-    let statement = insert_statement(sighting.incident, Some(sighting.task_id.clone()), Some(sighting.group_key))
-        .on_conflict(
-            OnConflict::column(Incidents::GroupKey)
-                .value(Incidents::Occurrences, Expr::col((Incidents::Table, Incidents::Occurrences)).add(1))
-                .value(Incidents::LastSeenAt, Expr::cust("excluded.last_seen_at"))
-                .to_owned(),
-        )
-        .returning_all()
-        .to_owned();
+    let mut occurrences = 1;
+    if min_sightings > 1 && !group_is_open(db, &sighting.group_key).await? {
+        occurrences = note_pending(db, &sighting, seen_at - window).await?;
+        if occurrences < i64::from(min_sightings) {
+            return Ok(Counted::Pending);
+        }
+        // They are the new incident's occurrences now.
+        let taken = Query::delete()
+            .from_table(PendingSightings::Table)
+            .and_where(Expr::col(PendingSightings::GroupKey).eq(sighting.group_key.clone()))
+            .to_owned();
+        db.execute(&taken).await?;
+    }
+    let statement =
+        insert_statement(sighting.incident, Some(sighting.task_id.clone()), Some(sighting.group_key), occurrences)
+            .on_conflict(
+                OnConflict::column(Incidents::GroupKey)
+                    .value(Incidents::Occurrences, Expr::col((Incidents::Table, Incidents::Occurrences)).add(1))
+                    .value(Incidents::LastSeenAt, Expr::cust("excluded.last_seen_at"))
+                    .to_owned(),
+            )
+            .returning_all()
+            .to_owned();
     let record: IncidentRecord = db.fetch_one_unique(&statement, &[]).await?;
     let sighting = Query::insert()
         .into_table(IncidentSightings::Table)
@@ -186,6 +207,65 @@ pub async fn count_sighting(db: &impl Exec, sighting: Sighting, window: chrono::
         .to_owned();
     db.execute(&sighting).await?;
     Ok(Counted::Now(Box::new(record)))
+}
+
+/// Whether task `task_id` counted its sighting already, on an incident or as pending.
+async fn counted_before(db: &impl Exec, task_id: &str) -> StoreResult<bool> {
+    let on_incident = Query::select()
+        .column(IncidentSightings::TaskId)
+        .from(IncidentSightings::Table)
+        .and_where(Expr::col(IncidentSightings::TaskId).eq(task_id))
+        .to_owned();
+    let pending = Query::select()
+        .column(PendingSightings::TaskId)
+        .from(PendingSightings::Table)
+        .and_where(Expr::col(PendingSightings::TaskId).eq(task_id))
+        .to_owned();
+    Ok(db.fetch_optional::<TaskIdRow>(&on_incident).await?.is_some()
+        || db.fetch_optional::<TaskIdRow>(&pending).await?.is_some())
+}
+
+async fn group_is_open(db: &impl Exec, group_key: &str) -> StoreResult<bool> {
+    let statement = Query::select()
+        .column(Incidents::Id)
+        .from(Incidents::Table)
+        .and_where(Expr::col(Incidents::GroupKey).eq(group_key))
+        .to_owned();
+    Ok(db.fetch_optional::<super::Id>(&statement).await?.is_some())
+}
+
+/// Records a sighting that has no incident to count on; how many its group has had since
+/// `since`, this one included. Older pending sightings are forgotten.
+async fn note_pending(db: &impl Exec, sighting: &Sighting, since: DateTime<Utc>) -> StoreResult<i64> {
+    let stale = Query::delete()
+        .from_table(PendingSightings::Table)
+        .and_where(Expr::col(PendingSightings::SeenAt).lt(since))
+        .to_owned();
+    db.execute(&stale).await?;
+    let insert = Query::insert()
+        .into_table(PendingSightings::Table)
+        .columns([PendingSightings::TaskId, PendingSightings::GroupKey, PendingSightings::SeenAt])
+        .values_panic([
+            sighting.task_id.clone().into(),
+            sighting.group_key.clone().into(),
+            sighting.incident.occurred_at.into(),
+        ])
+        .to_owned();
+    db.execute(&insert).await?;
+    let count = Query::select()
+        .expr_as(Expr::col(PendingSightings::TaskId).count(), super::Alias::Count)
+        .from(PendingSightings::Table)
+        .and_where(Expr::col(PendingSightings::GroupKey).eq(sighting.group_key.clone()))
+        .to_owned();
+    db.count(&count).await
+}
+
+#[derive(Iden)]
+enum PendingSightings {
+    Table,
+    TaskId,
+    GroupKey,
+    SeenAt,
 }
 
 #[derive(sqlx::FromRow)]

@@ -26,7 +26,7 @@ async fn step(app: &TestApp, id: i64, step: &str, body: Value) -> reqwest::Respo
 
 #[tokio::test]
 async fn failed_liveness_checks_at_a_camera_count_on_one_incident_followed_up_to_resolved() {
-    let app = spawn_app_refusing_every_face(|_| {}).await;
+    let app = spawn_app_refusing_every_face(|config| config.spoof_incident_min_failures = 1).await;
     let mut first_task = String::new();
     for attempt in 0..3 {
         let task = verify_at(&app, "CAM001").await;
@@ -84,8 +84,32 @@ async fn failed_liveness_checks_at_a_camera_count_on_one_incident_followed_up_to
 }
 
 #[tokio::test]
+async fn one_failed_check_is_a_retry_and_the_third_at_a_camera_opens_an_incident_counting_all() {
+    let app = spawn_app_refusing_every_face(|_| {}).await;
+    for _ in 0..2 {
+        let task = verify_at(&app, "CAM001").await;
+        assert_eq!(task["result"]["reason"], "spoof", "every failure is refused: {task}");
+    }
+    verify_at(&app, "CAM002").await;
+    assert_eq!(incidents(&app, "").await["count"], 0, "two failures at a camera are no alarm yet");
+    assert_eq!(app.audit_entries("face_verification").await.len(), 3, "each failure is audited");
+    let third = verify_at(&app, "CAM001").await;
+    let listed = incidents(&app, "").await;
+    assert_eq!(listed["count"], 1, "{listed}");
+    let incident = &listed["results"][0];
+    assert_eq!((incident["camera_id"].clone(), incident["occurrences"].clone()), (json!("CAM001"), json!(3)));
+    assert_eq!(incident["task_id"], third["task_id"]);
+    verify_at(&app, "CAM001").await;
+    assert_eq!(incidents(&app, "").await["results"][0]["occurrences"], 4, "an open incident counts every failure");
+}
+
+#[tokio::test]
 async fn attempts_further_apart_than_the_window_open_separate_incidents() {
-    let app = spawn_app_refusing_every_face(|config| config.incident_window_secs = 0).await;
+    let app = spawn_app_refusing_every_face(|config| {
+        config.incident_window_secs = 0;
+        config.spoof_incident_min_failures = 1;
+    })
+    .await;
     verify_at(&app, "CAM001").await;
     verify_at(&app, "CAM001").await;
     let cam1 = incidents(&app, "?camera_id=CAM001").await;

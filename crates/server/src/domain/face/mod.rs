@@ -267,6 +267,8 @@ pub struct FaceTasks {
     pub keep_arrival_evidence: bool,
     /// Failed liveness checks at one camera this close together count on one incident.
     pub incident_window: std::time::Duration,
+    /// Failed liveness checks of one camera within the window before an incident opens.
+    pub spoof_incident_min_failures: u32,
     /// Counts recognitions by outcome.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// How long face crops are kept (`purge_evidence`).

@@ -345,7 +345,8 @@ pub(super) async fn log_arrival(
 }
 
 /// Counts a failed liveness check on the open spoofing incident of its camera (of its
-/// submitter, without a camera) seen within the incident window, or opens one; and
+/// submitter, without a camera) seen within the incident window, or opens one once the
+/// camera has failed `spoof_incident_min_failures` checks within the window; and
 /// records `spoofing_detected`. Once per task: a task run again finds its sighting and
 /// records nothing more. The event's key comes from the task.
 async fn report_spoof(tasks: &FaceTasks, context: &Context<'_>, decided: &FaceDecision) -> Result<(), TaskFailure> {
@@ -370,10 +371,16 @@ async fn report_spoof(tasks: &FaceTasks, context: &Context<'_>, decided: &FaceDe
     };
     let tx = begin_for_task(&tasks.db, Some(&context.claim)).await?;
     let window = chrono::Duration::from_std(tasks.incident_window).unwrap_or(chrono::Duration::MAX);
-    let Counted::Now(record) =
-        incidents::count_sighting(&tx, sighting, window).await.map_err(|e| TaskFailure::retryable(e.to_string()))?
-    else {
-        return Ok(());
+    let counted = incidents::count_sighting(&tx, sighting, window, tasks.spoof_incident_min_failures)
+        .await
+        .map_err(|e| TaskFailure::retryable(e.to_string()))?;
+    let record = match counted {
+        Counted::Now(record) => record,
+        Counted::Pending => {
+            tx.commit().await.map_err(|e| TaskFailure::retryable(e.to_string()))?;
+            return Ok(());
+        }
+        Counted::Already => return Ok(()),
     };
     let event = Event {
         kind: EventKind::SpoofingDetected,
