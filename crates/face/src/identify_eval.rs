@@ -183,11 +183,8 @@ fn passive_liveness(scores: &[f32], threshold: f32) -> Option<PassiveLiveness> {
         return None;
     }
     let refused = |t: f32| scores.iter().filter(|&&score| score < t).count() as f64 / scores.len() as f64;
-    let threshold_for_budget = (0..=100)
-        .rev()
-        .map(|k| k as f32 / 100.0)
-        .find(|&t| refused(t) <= REAL_REFUSAL_BUDGET)
-        .unwrap_or(0.0);
+    let threshold_for_budget =
+        (0..=100).rev().map(|k| k as f32 / 100.0).find(|&t| refused(t) <= REAL_REFUSAL_BUDGET).unwrap_or(0.0);
     Some(PassiveLiveness {
         photos: scores.len(),
         threshold,
