@@ -1,11 +1,16 @@
 //! 1:N search over enrolled templates.
 //!
-//! [`FaceIndex`] is the seam for an approximate index later; [`ExactIndex`] compares the
-//! probe with every enrolled embedding. Embeddings live in one contiguous `Vec<f32>`
-//! (a row of [`EMBEDDING_DIM`] floats each), so a search is a straight pass over memory
-//! that the compiler vectorises.
+//! [`FaceIndex`] is the seam for an approximate index later; [`ExactIndex`] gives the
+//! result of comparing the probe with every enrolled embedding. Embeddings live in one
+//! contiguous `Vec<f32>` (a row of [`EMBEDDING_DIM`] floats each) with an int8 copy beside
+//! it: a search is a straight pass over the int8 rows, then an exact f32 pass over the few
+//! rows the int8 error bound cannot rule out, so its result is the exhaustive scan's.
+
+mod quantized;
 
 use std::collections::HashMap;
+
+use quantized::{QuantizedProbe, QuantizedRows};
 
 use serde::{Deserialize, Serialize};
 
@@ -80,6 +85,45 @@ pub struct ExactIndex {
     row_slots: Vec<u32>,
     /// Mean template per slot, one row per slot.
     means: Vec<f32>,
+    /// int8 copy of `rows`, for the first pass.
+    row_codes: QuantizedRows,
+    /// int8 copy of `means`.
+    mean_codes: QuantizedRows,
+}
+
+/// Slot of "no identity yet".
+const NO_SLOT: u32 = u32::MAX;
+
+/// The best and second-best *identity* seen so far, an identity scoring the max over its
+/// rows. Ties go to the earlier row, so a scan over any subset of rows that keeps every row
+/// scoring at least the final second-best, in order, ends in the same state as over all.
+#[derive(Debug, Clone, Copy)]
+struct TopTwo<S> {
+    best: (u32, S),
+    second: (u32, S),
+}
+
+impl<S: PartialOrd + Copy> TopTwo<S> {
+    fn new(floor: S) -> Self {
+        Self { best: (NO_SLOT, floor), second: (NO_SLOT, floor) }
+    }
+
+    fn offer(&mut self, owner: u32, score: S) {
+        if owner == self.best.0 {
+            if score > self.best.1 {
+                self.best.1 = score;
+            }
+        } else if score > self.best.1 {
+            self.second = self.best;
+            self.best = (owner, score);
+        } else if owner == self.second.0 {
+            if score > self.second.1 {
+                self.second.1 = score;
+            }
+        } else if score > self.second.1 {
+            self.second = (owner, score);
+        }
+    }
 }
 
 impl ExactIndex {
@@ -109,31 +153,55 @@ impl ExactIndex {
         self.slots.reserve(identities);
         self.means.reserve(identities * EMBEDDING_DIM);
         self.rows.reserve(embeddings * EMBEDDING_DIM);
+        self.row_codes.reserve(embeddings);
+        self.mean_codes.reserve(identities);
         self.row_slots.reserve(embeddings);
     }
 
-    fn scan(&self, probe: &[f32], rows: &[f32], owner: impl Fn(usize) -> u32) -> SearchResult {
-        // Best and second-best *identity*: an identity's score is the max over its rows.
-        let (mut best, mut second): ((u32, f32), (u32, f32)) =
-            ((u32::MAX, f32::NEG_INFINITY), (u32::MAX, f32::NEG_INFINITY));
-        for (i, row) in rows.chunks_exact(EMBEDDING_DIM).enumerate() {
-            let s = dot(probe, row);
-            let o = owner(i);
-            if o == best.0 {
-                best.1 = best.1.max(s);
-            } else if s > best.1 {
-                second = best;
-                best = (o, s);
-            } else if o == second.0 {
-                second.1 = second.1.max(s);
-            } else if s > second.1 {
-                second = (o, s);
-            }
+    /// Bytes held by the embeddings (f32 rows, int8 rows, row owners, f32 and int8 means)
+    /// and the identity strings, without allocator slack or the hash map's own table.
+    pub fn heap_bytes(&self) -> usize {
+        let floats = (self.rows.len() + self.means.len()) * size_of::<f32>();
+        let codes = self.row_codes.heap_bytes() + self.mean_codes.heap_bytes();
+        let names: usize = self.identities.iter().map(String::len).sum();
+        floats + codes + self.row_slots.len() * size_of::<u32>() + 2 * names
+    }
+
+    /// The search by comparing the probe with every row in f32: the reference the two-pass
+    /// [`FaceIndex::search`] must equal, and what it is benchmarked against.
+    pub fn search_exhaustive(&self, probe: &Embedding) -> SearchResult {
+        let (rows, owner) = self.rows_for_fusion();
+        self.rescore(probe.as_slice(), rows, 0..rows.len() / EMBEDDING_DIM, owner)
+    }
+
+    fn rows_for_fusion(&self) -> (&[f32], impl Fn(usize) -> u32 + '_) {
+        let rows = match self.fusion {
+            Fusion::BestOf => &self.rows,
+            Fusion::Mean => &self.means,
+        };
+        let fusion = self.fusion;
+        (rows, move |i: usize| match fusion {
+            Fusion::BestOf => self.row_slots[i],
+            Fusion::Mean => i as u32,
+        })
+    }
+
+    /// The exact f32 scan over the given rows, in the order given.
+    fn rescore(
+        &self,
+        probe: &[f32],
+        rows: &[f32],
+        candidates: impl IntoIterator<Item = usize>,
+        owner: impl Fn(usize) -> u32,
+    ) -> SearchResult {
+        let mut top = TopTwo::new(f32::NEG_INFINITY);
+        for i in candidates {
+            top.offer(owner(i), dot(probe, &rows[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM]));
         }
         let hit = |(slot, similarity): (u32, f32)| {
-            (slot != u32::MAX).then(|| SearchHit { identity: self.identities[slot as usize].clone(), similarity })
+            (slot != NO_SLOT).then(|| SearchHit { identity: self.identities[slot as usize].clone(), similarity })
         };
-        SearchResult { best: hit(best), second: hit(second) }
+        SearchResult { best: hit(top.best), second: hit(top.second) }
     }
 }
 
@@ -144,8 +212,10 @@ impl FaceIndex for ExactIndex {
         self.identities.push(identity.to_string());
         self.slots.insert(identity.to_string(), slot);
         self.means.extend_from_slice(template.mean().as_slice());
+        self.mean_codes.push(template.mean().as_slice());
         for e in template.embeddings() {
             self.rows.extend_from_slice(e.as_slice());
+            self.row_codes.push(e.as_slice());
             self.row_slots.push(slot);
         }
     }
@@ -163,15 +233,18 @@ impl FaceIndex for ExactIndex {
             }
             if write != read {
                 self.rows.copy_within(read * EMBEDDING_DIM..(read + 1) * EMBEDDING_DIM, write * EMBEDDING_DIM);
+                self.row_codes.move_row(read, write);
             }
             self.row_slots[write] = if owner > slot { owner - 1 } else { owner };
             write += 1;
         }
         self.row_slots.truncate(write);
         self.rows.truncate(write * EMBEDDING_DIM);
+        self.row_codes.truncate(write);
         let s = slot as usize;
         self.identities.remove(s);
         self.means.drain(s * EMBEDDING_DIM..(s + 1) * EMBEDDING_DIM);
+        self.mean_codes.remove_row(s);
         for v in self.slots.values_mut() {
             if *v > slot {
                 *v -= 1;
@@ -188,11 +261,16 @@ impl FaceIndex for ExactIndex {
         self.identities.len()
     }
 
+    /// Two passes: the int8 rows pick the candidates, f32 re-scores them (see
+    /// [`QuantizedRows::candidates`] for why the result is [`ExactIndex::search_exhaustive`]'s).
     fn search(&self, probe: &Embedding) -> SearchResult {
-        match self.fusion {
-            Fusion::BestOf => self.scan(probe.as_slice(), &self.rows, |i| self.row_slots[i]),
-            Fusion::Mean => self.scan(probe.as_slice(), &self.means, |i| i as u32),
-        }
+        let codes = match self.fusion {
+            Fusion::BestOf => &self.row_codes,
+            Fusion::Mean => &self.mean_codes,
+        };
+        let (rows, owner) = self.rows_for_fusion();
+        let candidates = codes.candidates(&QuantizedProbe::new(probe.as_slice()), &owner);
+        self.rescore(probe.as_slice(), rows, candidates, owner)
     }
 }
 
@@ -286,6 +364,101 @@ mod tests {
         assert!(index.is_empty());
         assert_eq!(index.search(&c), SearchResult::default());
         assert_eq!(SearchResult::default().margin(), None);
+    }
+
+    /// A gallery of `people` identities of one to three embeddings each; every tenth
+    /// identity is a near-duplicate of the one before (tiny margins), and a few are exact
+    /// copies (ties).
+    fn gallery(seed: u64, people: usize) -> (ExactIndex, Vec<Embedding>) {
+        let mut index = ExactIndex::new(Fusion::BestOf);
+        let mut faces: Vec<Embedding> = Vec::with_capacity(people);
+        for i in 0..people {
+            let id = seed * 10_000_000 + i as u64;
+            let face = match i % 10 {
+                9 if i % 100 == 99 => faces[i - 1].clone(),
+                9 => near(&faces[i - 1], id + 1, 0.02),
+                _ => synthetic(id),
+            };
+            let template: Vec<Embedding> = (0..1 + i % 3).map(|k| near(&face, id * 7 + k as u64, 0.1)).collect();
+            index.upsert(&format!("user-{i}"), &Template::new(template).unwrap());
+            faces.push(face);
+        }
+        (index, faces)
+    }
+
+    /// Probes near enrolled faces (near-duplicates included), exactly on one, and random.
+    fn probes(faces: &[Embedding], seed: u64, count: usize) -> Vec<Embedding> {
+        (0..count as u64)
+            .map(|k| {
+                let face = &faces[(k as usize * 7919 + 9) % faces.len()];
+                match k % 4 {
+                    0 => synthetic(seed + k),
+                    1 => face.clone(),
+                    2 => near(face, seed + k, 0.05),
+                    _ => near(face, seed + k, 0.4),
+                }
+            })
+            .collect()
+    }
+
+    fn assert_same_as_exhaustive(index: &mut ExactIndex, probes: &[Embedding]) {
+        for fusion in [Fusion::BestOf, Fusion::Mean] {
+            index.set_fusion(fusion);
+            for (k, probe) in probes.iter().enumerate() {
+                assert_eq!(index.search(probe), index.search_exhaustive(probe), "probe {k}, {fusion:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn two_pass_search_equals_the_exhaustive_scan() {
+        let (mut index, faces) = gallery(1, 20_000);
+        assert_same_as_exhaustive(&mut index, &probes(&faces, 500, 400));
+        // Replace some identities (one by a copy of another: exact ties), remove others.
+        index.set_fusion(Fusion::BestOf);
+        for i in (0..20_000).step_by(97) {
+            let face = if i % 2 == 0 { faces[i + 1].clone() } else { synthetic(900_000 + i as u64) };
+            index.upsert(&format!("user-{i}"), &Template::new(vec![face.clone(), near(&face, 3, 0.05)]).unwrap());
+        }
+        for i in (5..20_000).step_by(89) {
+            assert!(index.remove(&format!("user-{i}")));
+        }
+        assert_same_as_exhaustive(&mut index, &probes(&faces, 700, 400));
+    }
+
+    #[test]
+    fn two_pass_search_equals_the_exhaustive_scan_at_200k() {
+        let (mut index, faces) = gallery(2, 200_000);
+        assert_same_as_exhaustive(&mut index, &probes(&faces, 900, 40));
+    }
+
+    #[test]
+    fn two_pass_search_on_tiny_galleries() {
+        let mut index = ExactIndex::new(Fusion::BestOf);
+        let a = synthetic(11);
+        assert_eq!(index.search(&a), SearchResult::default());
+        index.upsert("a", &Template::new(vec![a.clone(), near(&a, 1, 0.3)]).unwrap());
+        assert_same_as_exhaustive(&mut index, &[a.clone(), synthetic(12)]);
+        index.upsert("b", &Template::new(vec![a.clone()]).unwrap());
+        assert_same_as_exhaustive(&mut index, &[a.clone(), synthetic(12)]);
+    }
+
+    /// The comparison can fail: a search that drops the best row differs from the reference.
+    #[test]
+    fn the_reference_scan_notices_a_missed_row() {
+        let (index, faces) = gallery(3, 1_000);
+        let probe = faces[500].clone();
+        let (rows, owner) = index.rows_for_fusion();
+        let best_row = (0..index.embedding_count())
+            .max_by(|&i, &j| {
+                let score = |r: usize| dot(probe.as_slice(), &rows[r * EMBEDDING_DIM..(r + 1) * EMBEDDING_DIM]);
+                score(i).total_cmp(&score(j))
+            })
+            .unwrap();
+        let missing =
+            index.rescore(probe.as_slice(), rows, (0..index.embedding_count()).filter(|&r| r != best_row), owner);
+        assert_ne!(missing, index.search_exhaustive(&probe));
+        assert_eq!(index.search(&probe), index.search_exhaustive(&probe));
     }
 
     #[test]

@@ -1,0 +1,126 @@
+//! An int8 copy of the index's rows for a first pass whose error has a proven bound, so
+//! the exact f32 pass only re-scores the rows that can still change the result.
+//!
+//! A row `x` is stored as `round(256·x)` clamped to ±127 (a quarter of the bytes of f32),
+//! the probe `p` as i16 at full range. Writing `e` for a row's coding error and `d` for the
+//! probe's, the coded score differs from the real one by `|Σ pᵢeᵢ + Σ dᵢ(xᵢ − eᵢ)|
+//! ≤ ‖e‖ + ‖d‖(1 + ‖e‖)` (Cauchy–Schwarz, unit vectors), whatever the data.
+
+use super::TopTwo;
+use crate::embed::EMBEDDING_DIM;
+
+/// Codes per unit of similarity: components up to ±0.496 are coded without clamping, and
+/// a larger one only widens that row's error bound.
+const CODE_SCALE: f64 = 256.0;
+const CODE_LIMIT: f64 = 127.0;
+/// Covers the f32 rounding of the exact dot product (well under 1e-5 for 128 terms of unit
+/// vectors) and of the bound arithmetic itself.
+const ROUNDING_SLACK: f64 = 1e-4;
+
+/// The coded rows, kept in step with the f32 rows they mirror.
+#[derive(Debug, Clone, Default)]
+pub(super) struct QuantizedRows {
+    codes: Vec<i8>,
+    /// Largest coding error ‖x − code/256‖ of any row stored so far. Not lowered when rows
+    /// go: a stale maximum is still a valid bound, only a slightly wider one.
+    max_error: f64,
+}
+
+/// A probe coded for [`QuantizedRows::candidates`].
+pub(super) struct QuantizedProbe {
+    codes: [i16; EMBEDDING_DIM],
+    /// Codes per unit of similarity.
+    scale: f64,
+    /// ‖p − code/scale‖.
+    error: f64,
+}
+
+impl QuantizedProbe {
+    pub(super) fn new(probe: &[f32]) -> Self {
+        let largest = probe.iter().fold(0.0f64, |m, v| m.max(f64::from(v.abs()))).max(f64::MIN_POSITIVE);
+        let scale = f64::from(i16::MAX) / largest;
+        let mut codes = [0i16; EMBEDDING_DIM];
+        let mut error_sq = 0.0;
+        for (code, value) in codes.iter_mut().zip(probe) {
+            let scaled = (f64::from(*value) * scale).round().clamp(-f64::from(i16::MAX), f64::from(i16::MAX));
+            *code = scaled as i16;
+            error_sq += (f64::from(*value) - scaled / scale).powi(2);
+        }
+        Self { codes, scale, error: error_sq.sqrt() }
+    }
+}
+
+impl QuantizedRows {
+    pub(super) fn reserve(&mut self, rows: usize) {
+        self.codes.reserve(rows * EMBEDDING_DIM);
+    }
+
+    pub(super) fn push(&mut self, row: &[f32]) {
+        let mut error_sq = 0.0;
+        for value in row {
+            let code = (f64::from(*value) * CODE_SCALE).round().clamp(-CODE_LIMIT, CODE_LIMIT);
+            self.codes.push(code as i8);
+            error_sq += (f64::from(*value) - code / CODE_SCALE).powi(2);
+        }
+        self.max_error = self.max_error.max(error_sq.sqrt());
+    }
+
+    /// Moves row `from` onto row `to` (for compaction after a removal).
+    pub(super) fn move_row(&mut self, from: usize, to: usize) {
+        self.codes.copy_within(from * EMBEDDING_DIM..(from + 1) * EMBEDDING_DIM, to * EMBEDDING_DIM);
+    }
+
+    pub(super) fn truncate(&mut self, rows: usize) {
+        self.codes.truncate(rows * EMBEDDING_DIM);
+    }
+
+    pub(super) fn remove_row(&mut self, row: usize) {
+        self.codes.drain(row * EMBEDDING_DIM..(row + 1) * EMBEDDING_DIM);
+    }
+
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.codes.len()
+    }
+
+    /// Every row whose real score can reach the second-best identity's, in row order.
+    ///
+    /// With `E` the error bound, the coded second-best identity score `Q₂` is within `E` of
+    /// the real one `S₂`, so a row scoring at least `S₂` codes to at least `Q₂ − 2E`. Rows
+    /// below that cannot be the best or second identity's best row, and the exact scan over
+    /// the rest gives the same result as over all rows. The threshold is raised as the scan
+    /// goes (the running `Q₂` only grows), so most rows cost one coded dot product.
+    pub(super) fn candidates(&self, probe: &QuantizedProbe, owner: impl Fn(usize) -> u32) -> Vec<usize> {
+        let window = self.window(probe);
+        let mut top = TopTwo::new(i64::MIN);
+        let mut threshold = i64::MIN;
+        let mut found: Vec<(usize, i64)> = Vec::new();
+        for (row, codes) in self.codes.chunks_exact(EMBEDDING_DIM).enumerate() {
+            let score = i64::from(code_dot(&probe.codes, codes));
+            if score >= threshold {
+                found.push((row, score));
+                top.offer(owner(row), score);
+                threshold = top.second.1.saturating_sub(window);
+            }
+        }
+        found.into_iter().filter(|&(_, score)| score >= threshold).map(|(row, _)| row).collect()
+    }
+
+    /// `2E` in code units, rounded up.
+    fn window(&self, probe: &QuantizedProbe) -> i64 {
+        let bound = self.max_error + probe.error * (1.0 + self.max_error) + ROUNDING_SLACK;
+        (2.0 * bound * CODE_SCALE * probe.scale).ceil() as i64 + 1
+    }
+}
+
+/// Integer dot product written for auto-vectorisation (16 independent i32 lanes). It cannot
+/// overflow: |Σ| ≤ 128 · 127 · 32767 < 2³¹.
+#[inline]
+fn code_dot(probe: &[i16; EMBEDDING_DIM], row: &[i8]) -> i32 {
+    let mut acc = [0i32; 16];
+    for (p, r) in probe.chunks_exact(16).zip(row.chunks_exact(16)) {
+        for k in 0..16 {
+            acc[k] += i32::from(p[k]) * i32::from(r[k]);
+        }
+    }
+    acc.iter().sum()
+}
