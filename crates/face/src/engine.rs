@@ -89,6 +89,16 @@ pub struct FaceAnalysis {
     pub embedding: Option<Embedding>,
 }
 
+/// What the passive anti-spoof verdict does to an identification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpoofGate {
+    /// A face judged not live is refused (`spoof`).
+    Refuse,
+    /// The verdict and score are kept in the analysis, and the face is identified anyway:
+    /// where liveness is checked otherwise (an active challenge) or not at all.
+    Report,
+}
+
 /// Why a face was not used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
@@ -369,10 +379,11 @@ impl FaceEngine {
     /// # Errors
     /// [`crate::Error::Model`].
     pub fn identify(&self, image: &DecodedImage, index: &dyn FaceIndex) -> Result<Identification> {
-        self.identify_with(image, index, &self.config.decision)
+        self.identify_with(image, index, &self.config.decision, SpoofGate::Refuse)
     }
 
-    /// Identifies the largest face of a photo against `index` with `rule`.
+    /// Identifies the largest face of a photo against `index` with `rule`; `gate` says
+    /// whether the passive anti-spoof verdict refuses the face or is only reported.
     ///
     /// # Errors
     /// [`crate::Error::Model`].
@@ -381,12 +392,17 @@ impl FaceEngine {
         image: &DecodedImage,
         index: &dyn FaceIndex,
         rule: &dyn DecisionRule,
+        gate: SpoofGate,
     ) -> Result<Identification> {
         let Some(&largest) = self.detect(image)?.first() else {
             return Ok(Identification::Rejected { reason: FaceRejection::NoFace, face: None });
         };
         let face = self.analyze_face(image, largest)?;
-        if let Some(reason) = self.usable(&face) {
+        let refusal = match self.usable(&face) {
+            Some(FaceRejection::Spoof { .. }) if gate == SpoofGate::Report => None,
+            refusal => refusal,
+        };
+        if let Some(reason) = refusal {
             return Ok(Identification::Rejected { reason, face: Some(face) });
         }
         let Some(embedding) = &face.embedding else {

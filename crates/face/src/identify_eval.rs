@@ -195,8 +195,41 @@ fn passive_liveness(scores: &[f32], threshold: f32) -> Option<PassiveLiveness> {
     })
 }
 
+/// `f` of every item on `threads` threads, results in the items' order; the first error
+/// stops the run.
+pub(crate) fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Result<Vec<(usize, R)>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        out.push((i, f(item)?));
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Model("worker panicked".into())))).collect()
+    });
+    let mut ordered: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    for r in results {
+        for (i, value) in r? {
+            ordered[i] = Some(value);
+        }
+    }
+    Ok(ordered.into_iter().map(|v| v.expect("every item ran")).collect())
+}
+
 /// Lists `dir/<person>/<photo>` (people and photos in name order, image extensions only).
-fn list(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
+pub(crate) fn list(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
     let read = |d: &Path| std::fs::read_dir(d).map_err(|e| Error::InvalidArgument(format!("{}: {e}", d.display())));
     let mut people = Vec::new();
     for entry in read(dir)? {
@@ -419,33 +452,9 @@ pub fn evaluate_identify(
             jobs.push((p, role, photo.as_path()));
         }
     }
-    let threads = threads.max(1);
     let started = Instant::now();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Result<Vec<(usize, Photo)>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(&(_, _, path)) = jobs.get(i) else { break };
-                        out.push((i, analyse(engine, path)?));
-                    }
-                    Ok(out)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Model("worker panicked".into())))).collect()
-    });
+    let photos = parallel_map(&jobs, threads, |&(_, _, path)| analyse(engine, path))?;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let mut photos: Vec<Option<Photo>> = vec![None; jobs.len()];
-    for r in results {
-        for (i, p) in r? {
-            photos[i] = Some(p);
-        }
-    }
-    let photos: Vec<Photo> = photos.into_iter().map(|p| p.expect("every job ran")).collect();
 
     // Enrollment with the server's rules (one clear face, quality, liveness).
     let mut templates: Vec<Vec<Embedding>> = vec![Vec::new(); people.len()];

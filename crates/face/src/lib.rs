@@ -7,6 +7,7 @@
 pub mod align;
 pub mod antispoof;
 pub mod backend;
+pub mod challenge;
 pub mod decision;
 pub mod decode;
 pub mod detect;
@@ -18,6 +19,7 @@ mod evidence;
 mod geometry;
 pub mod identify_eval;
 pub mod index;
+pub mod liveness_eval;
 pub mod quality;
 
 pub use backend::BackendChoice;
@@ -27,7 +29,9 @@ pub use decision::{
 pub use decode::{DecodeOptions, DecodedImage};
 pub use detect::{Detection, DetectorConfig};
 pub use embed::{EMBEDDING_DIM, Embedding, Template};
-pub use engine::{EngineConfig, EnrollOutcome, Enrollment, FaceAnalysis, FaceEngine, FaceRejection, Identification};
+pub use engine::{
+    EngineConfig, EnrollOutcome, Enrollment, FaceAnalysis, FaceEngine, FaceRejection, Identification, SpoofGate,
+};
 pub use error::{Error, Result};
 pub use evidence::{EVIDENCE_MAX_SIDE, evidence_crop};
 pub use geometry::{BoundingBox, Landmarks, Point};

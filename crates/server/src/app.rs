@@ -157,6 +157,7 @@ impl App {
             metrics: self.metrics.clone(),
             evidence_retention: self.config.evidence_retention(),
             visitors: self.config.visitor_policy(),
+            challenges: self.config.liveness_challenges(),
         }
     }
 

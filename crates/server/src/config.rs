@@ -11,6 +11,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 pub use crate::domain::calendar::WorkingDays;
+use crate::domain::liveness::{ChallengeSettings, LivenessMode};
+use rollcall_face::challenge::ChallengeStep;
 
 /// The commented defaults, shipped in the binary so that zero set-up works.
 pub const DEFAULTS_TOML: &str = include_str!("../../../config/rollcall.toml");
@@ -87,6 +89,17 @@ pub struct Config {
     pub task_wait_timeout_secs: u64,
     pub inference_backend: rollcall_face::BackendChoice,
     pub anti_spoof_threshold: f32,
+    #[serde(deserialize_with = "challenge_steps")]
+    pub liveness_challenge_steps: usize,
+    #[serde(deserialize_with = "challenge_directions")]
+    pub liveness_challenge_directions: Vec<ChallengeStep>,
+    #[serde(deserialize_with = "challenge_ttl_secs")]
+    pub liveness_challenge_ttl_secs: u64,
+    #[serde(deserialize_with = "min_turn_deg")]
+    pub liveness_min_turn_deg: f32,
+    #[serde(deserialize_with = "min_parallax")]
+    pub liveness_min_parallax: f32,
+    pub mobile_liveness_mode: LivenessMode,
     /// Strangers accepted as someone, per stranger probe: the threshold is derived from it
     /// and the gallery size (see docs/ACCURACY.md).
     pub max_false_accept_rate: f64,
@@ -176,6 +189,17 @@ impl Config {
         }
     }
 
+    /// What active liveness challenges ask and how answers are judged.
+    pub fn liveness_challenges(&self) -> ChallengeSettings {
+        ChallengeSettings {
+            steps: self.liveness_challenge_steps,
+            directions: self.liveness_challenge_directions.clone(),
+            ttl: std::time::Duration::from_secs(self.liveness_challenge_ttl_secs),
+            min_turn_deg: self.liveness_min_turn_deg,
+            min_parallax: self.liveness_min_parallax,
+        }
+    }
+
     /// How long face crops are kept (`evidence_retention_days`).
     pub fn evidence_retention(&self) -> crate::domain::evidence::Retention {
         crate::domain::evidence::Retention { days: self.evidence_retention_days }
@@ -208,20 +232,59 @@ fn working_days<'de, D: serde::Deserializer<'de>>(d: D) -> Result<WorkingDays, D
 
 /// Days to keep something: 1 to 3,650 (ten years).
 fn retention_days<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    let days = u32::deserialize(d)?;
-    if !(1..=3_650).contains(&days) {
-        return Err(serde::de::Error::custom(format!("{days} days: keep it 1 to 3650 days")));
-    }
-    Ok(days)
+    within(d, 1..=3_650, "days")
 }
 
 /// Failed checks before an incident: 1 to 100.
 fn min_failures<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    let failures = u32::deserialize(d)?;
-    if !(1..=100).contains(&failures) {
-        return Err(serde::de::Error::custom(format!("{failures}: give 1 to 100 failed checks")));
+    within(d, 1..=100, "failed checks")
+}
+
+/// A value within `range`, or a message naming the setting's limits.
+fn within<'de, D, T>(d: D, range: std::ops::RangeInclusive<T>, unit: &str) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + PartialOrd + std::fmt::Display,
+{
+    let value = T::deserialize(d)?;
+    if !range.contains(&value) {
+        let (low, high) = (range.start(), range.end());
+        return Err(serde::de::Error::custom(format!("{value}: give {low} to {high} {unit}")));
     }
-    Ok(failures)
+    Ok(value)
+}
+
+fn challenge_steps<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    within(d, 2..=4, "steps")
+}
+
+fn challenge_ttl_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    within(d, 5..=300, "seconds")
+}
+
+fn min_turn_deg<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    within(d, 5.0..=45.0, "degrees")
+}
+
+fn min_parallax<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    within(d, 0.01..=0.5, "inter-eye distances")
+}
+
+/// Step codes, as a list or one comma-separated string; at least two different ones.
+fn challenge_directions<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ChallengeStep>, D::Error> {
+    let mut steps = Vec::new();
+    for code in list_or_comma_separated_strings(d)? {
+        let step = ChallengeStep::from_code(&code).ok_or_else(|| {
+            serde::de::Error::custom(format!("{code:?} is not a step (turn_left, turn_right, look_up, look_down)"))
+        })?;
+        if !steps.contains(&step) {
+            steps.push(step);
+        }
+    }
+    if steps.len() < 2 {
+        return Err(serde::de::Error::custom("liveness_challenge_directions needs at least two different steps"));
+    }
+    Ok(steps)
 }
 
 /// An empty string means "not set" (the defaults file can only spell a missing value so).

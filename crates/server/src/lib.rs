@@ -103,8 +103,8 @@ pub async fn run_with_engine(
     Ok(())
 }
 
-/// Periodic upkeep: memory kept bounded, expired evidence and unknown visitors purged (at
-/// start, then hourly).
+/// Periodic upkeep: memory kept bounded, expired evidence, unknown visitors and liveness
+/// challenges purged (at start, then hourly).
 async fn housekeeping(state: AppState) {
     const PURGE_EVERY_TICKS: u32 = 60;
     let retention = state.config.evidence_retention();
@@ -114,17 +114,19 @@ async fn housekeeping(state: AppState) {
         tick.tick().await;
         state.limiter.forget_idle();
         if ticks % PURGE_EVERY_TICKS == 0 {
-            match retention.purge_expired(&state.db, chrono::Utc::now()).await {
-                Ok(0) => {}
-                Ok(purged) => tracing::info!(purged, days = retention.days, "expired arrival evidence purged"),
-                Err(error) => tracing::warn!(%error, "cannot purge expired arrival evidence; will try again"),
-            }
-            match visitors.purge_expired(&state.db, chrono::Utc::now()).await {
-                Ok(0) => {}
-                Ok(purged) => tracing::info!(purged, days = visitors.retention_days, "expired unknown visitors purged"),
-                Err(error) => tracing::warn!(%error, "cannot purge expired unknown visitors; will try again"),
-            }
+            let now = chrono::Utc::now();
+            log_purge("expired arrival evidence", retention.purge_expired(&state.db, now).await);
+            log_purge("expired unknown visitors", visitors.purge_expired(&state.db, now).await);
+            log_purge("expired liveness challenges", domain::liveness::purge_expired(&state.db).await);
         }
+    }
+}
+
+fn log_purge(what: &str, purged: store::StoreResult<u64>) {
+    match purged {
+        Ok(0) => {}
+        Ok(purged) => tracing::info!(purged, "{what} purged"),
+        Err(error) => tracing::warn!(%error, "cannot purge {what}; will try again"),
     }
 }
 

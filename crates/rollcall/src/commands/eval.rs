@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use rollcall_face::eval::{self, PairsReport, ThresholdMetrics};
 use rollcall_face::identify_eval::{self, IdentifyReport, Outcome, Settings};
+use rollcall_face::liveness_eval::{self, LivenessSettings};
 use rollcall_face::{CalibrationCurve, Fusion, OpenSetPolicy};
 
 use super::engine_args::EngineArgs;
@@ -51,6 +52,15 @@ pub struct Args {
     /// `--write-curve`, e.g. on other people's photos) instead of the shipped one.
     #[arg(long, value_name = "FILE.json")]
     pub curve: Option<PathBuf>,
+    /// The active challenge's 3-D test on a folder `DIR/<person>/<photo>`: attacks made from
+    /// every photo (a print or a screen at random angles, blurred, noisy, re-compressed) and
+    /// every pair of real photos of one person (docs/ACCURACY.md).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["pairs", "identify"])]
+    pub liveness: Option<PathBuf>,
+    /// With --liveness: the nose parallax threshold to report at (default: the server's
+    /// `liveness_min_parallax`).
+    #[arg(long)]
+    pub min_parallax: Option<f32>,
 }
 
 fn parse_fusion(s: &str) -> Result<Fusion, String> {
@@ -65,8 +75,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(dir) = &args.identify {
         return run_identify(&args, dir);
     }
+    if let Some(dir) = &args.liveness {
+        return run_liveness(&args, dir);
+    }
     let Some(pairs_path) = &args.pairs else {
-        bail!("rollcall eval: choose an evaluation: `--identify DIR` or `--pairs FILE.csv --images DIR`");
+        bail!(
+            "rollcall eval: choose an evaluation: `--identify DIR`, `--liveness DIR` or `--pairs FILE.csv --images DIR`"
+        );
     };
     let images = args.images.clone().or_else(|| pairs_path.parent().map(PathBuf::from)).unwrap_or_default();
     let text = std::fs::read_to_string(pairs_path).with_context(|| format!("reading {}", pairs_path.display()))?;
@@ -158,6 +173,75 @@ fn run_identify(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
     } else {
         print_identify(&report);
     }
+    Ok(())
+}
+
+fn run_liveness(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
+    let server = rollcall_server::config::Config::with_data_dir(".");
+    let settings = LivenessSettings {
+        min_parallax: args.min_parallax.unwrap_or(server.liveness_min_parallax),
+        min_turn_deg: server.liveness_min_turn_deg,
+        same_person: OpenSetPolicy::default().rule_for_gallery(1).threshold.get(),
+    };
+    let engine = args.engine.load()?;
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let report = liveness_eval::evaluate_liveness(&engine, dir, &settings, threads)
+        .with_context(|| format!("evaluating {}", dir.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let r = &report;
+    let pct = |share: f64| format!("{:.1}%", share * 100.0);
+    println!("people: {}   photos: {}   with a face: {}", r.people, r.photos, r.photos_with_face);
+    let a = &r.attack_parallax;
+    println!(
+        "attacks: {} sequences of {} frames (print or screen at random angles), {} with a face in every frame",
+        r.attack_sequences,
+        liveness_eval::ATTACK_FRAMES,
+        r.attack_sequences_judged
+    );
+    println!("  parallax p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}", a.p50, a.p90, a.p99, a.max);
+    let t = &r.attack_turn;
+    println!("  head turn shown both ways p50 {:.1}°  p99 {:.1}°  max {:.1}°", t.p50, t.p99, t.max);
+    println!(
+        "  able to follow two opposite {}° turns: {}; accepted by the whole challenge at {:.2}: {}",
+        r.min_turn_deg, r.attacks_following_steps, r.min_parallax, r.attacks_accepted_by_challenge
+    );
+    println!("real pairs of one person's photos: {}", r.real_pairs);
+    for b in &r.real_by_turn {
+        let p = &b.parallax;
+        println!(
+            "  turned {:>2}–{:<2}°: {:>5} pairs  parallax p50 {:.3}  p90 {:.3}  refused at {:.2}: {}",
+            b.min_deg,
+            b.max_deg,
+            p.count,
+            p.p50,
+            p.p90,
+            r.min_parallax,
+            pct(b.refused)
+        );
+    }
+    println!("threshold sweep (real pairs turned ≥ {}°):", r.min_turn_deg);
+    for row in &r.sweep {
+        println!(
+            "  {:.2}: attacks accepted {:>6}  real refused {:>6}",
+            row.min_parallax,
+            pct(row.attacks_accepted),
+            pct(row.real_refused)
+        );
+    }
+    println!(
+        "at {:.2}: attacks accepted {}, real pairs turned ≥ {}° refused {}",
+        r.min_parallax,
+        pct(r.attacks_accepted),
+        r.min_turn_deg,
+        pct(r.real_refused)
+    );
+    println!(
+        "time per frame {:.1} ms; an 8-frame decision {:.0} ms ({threads} threads)",
+        r.ms_per_frame, r.ms_per_decision
+    );
     Ok(())
 }
 

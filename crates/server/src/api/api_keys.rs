@@ -13,6 +13,7 @@ use super::extract::{Admin, Json, Path};
 use crate::app::AppState;
 use crate::domain::audit::{self, AuditEvent, ClientInfo};
 use crate::domain::auth::generate_api_key;
+use crate::domain::liveness::LivenessMode;
 use crate::domain::users::{Role, parse_text};
 use crate::store::api_keys::{self as key_store, ApiKeyRecord};
 
@@ -23,6 +24,10 @@ pub struct CreateApiKeyRequest {
     pub name: String,
     /// What the key may do; devices that only verify faces need `student` or `faculty`.
     pub role: Role,
+    /// How its verifications check liveness (default `passive`); `active`: every one must
+    /// answer a challenge (`POST /face/liveness/challenges/`), for kiosks.
+    #[serde(default)]
+    pub liveness_mode: LivenessMode,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -32,6 +37,7 @@ pub struct ApiKeyResponse {
     /// First characters of the key, to tell keys apart.
     pub prefix: String,
     pub role: Role,
+    pub liveness_mode: LivenessMode,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -57,6 +63,7 @@ impl From<ApiKeyRecord> for ApiKeyResponse {
             name: record.name,
             prefix: record.prefix,
             role: record.role,
+            liveness_mode: record.liveness_mode,
             created_at: record.created_at,
             last_used_at: record.last_used_at,
             revoked_at: record.revoked_at,
@@ -78,9 +85,11 @@ pub async fn create_api_key(
         return Err(ApiError::validation("name", "must not be empty"));
     }
     let new_key = generate_api_key();
+    let (role, liveness_mode) = (request.role, request.liveness_mode);
     let record =
-        key_store::insert(&state.db, &name, &new_key.prefix, &new_key.hash, request.role, admin.user_id()).await?;
-    let details = json!({"api_key_id": record.id, "name": name, "role": request.role});
+        key_store::insert(&state.db, &name, &new_key.prefix, &new_key.hash, role, liveness_mode, admin.user_id())
+            .await?;
+    let details = json!({"api_key_id": record.id, "name": name, "role": role, "liveness_mode": liveness_mode});
     audit::record(&state.db, &client, AuditEvent::success("api_key_create", Some(admin.audit_name()), details)).await;
     Ok((StatusCode::CREATED, Json(CreatedApiKey { info: record.into(), key: new_key.key })))
 }

@@ -53,6 +53,8 @@ pub struct Camera {
     pub direction: &'static str,
     /// Frames looked at per second.
     pub sample_fps: f64,
+    /// `passive` (the anti-spoof score refuses faces) or `off` (it is only reported).
+    pub liveness_mode: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -75,6 +77,7 @@ impl Camera {
             fps: live.and_then(|s| s.fps).map(round2),
             is_active: record.is_active,
             sample_fps: record.sample_fps,
+            liveness_mode: record.liveness_mode,
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
@@ -122,6 +125,9 @@ pub struct NewCameraBody {
     pub sample_fps: Option<f64>,
     /// Default true.
     pub is_active: Option<bool>,
+    /// `passive` (default: the passive anti-spoof score refuses faces) or `off` (it is
+    /// only reported). A camera cannot run an active challenge.
+    pub liveness_mode: Option<String>,
 }
 
 /// A change: what is left out stays. A new `rtsp_url` without credentials keeps the
@@ -139,6 +145,7 @@ pub struct CameraChangeBody {
     pub direction: Option<String>,
     pub sample_fps: Option<f64>,
     pub is_active: Option<bool>,
+    pub liveness_mode: Option<String>,
 }
 
 fn invalid(invalid: Invalid) -> ApiError {
@@ -206,6 +213,7 @@ pub async fn create_camera(
         username: body.username,
         password: body.password,
         direction: body.direction,
+        liveness_mode: body.liveness_mode,
         sample_fps: body.sample_fps,
         is_active: body.is_active,
     })
@@ -257,6 +265,7 @@ pub async fn update_camera(
             username: body.username,
             password: body.password,
             direction: body.direction,
+            liveness_mode: body.liveness_mode,
             sample_fps: body.sample_fps,
             is_active: body.is_active,
         },

@@ -16,7 +16,10 @@ use super::extract::{Admin, Auth, Json, Path, Query};
 use crate::app::AppState;
 use crate::domain::audit::{self, AuditEvent, ClientInfo, Requester};
 use crate::domain::auth::Principal;
-use crate::domain::face::{self, BulkOptions, BulkRequest, EngineState, EnrollRequest, FrameRequest, VerifyRequest};
+use crate::domain::face::{
+    self, BulkOptions, BulkRequest, ChallengeAnswer, EngineState, EnrollRequest, FrameRequest, VerifyRequest,
+};
+use crate::domain::liveness::{self, LivenessMode};
 use crate::queue::{QueueError, TaskKind, TaskStatus};
 use crate::store::users;
 
@@ -59,6 +62,37 @@ pub struct VerifyBody {
     pub image: String,
     pub camera_id: Option<String>,
     pub location: Option<String>,
+    /// The answer to an active liveness challenge (required from API keys whose
+    /// `liveness_mode` is `active`). With it, the challenge decides `is_live`; the result's
+    /// `liveness` says which check failed, if one did.
+    pub liveness: Option<LivenessAnswerBody>,
+}
+
+/// Frames answering a challenge from `POST /face/liveness/challenges/`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LivenessAnswerBody {
+    pub challenge_id: String,
+    /// 4–12 frames in the order taken, as `data:` URIs or raw base64: the first looking at
+    /// the camera, then the head turning as the steps say, as the camera captures them
+    /// (not mirrored). The photo (`image`) is usually the first of them.
+    pub frames: Vec<String>,
+}
+
+/// A challenge to answer within `expires_in` seconds, once.
+#[derive(Serialize, ToSchema)]
+pub struct ChallengeIssued {
+    pub challenge_id: String,
+    /// The steps in the order to perform them: `turn_left`, `turn_right`, `look_up`,
+    /// `look_down` (the person's own left and right).
+    pub steps: Vec<&'static str>,
+    /// The same steps, as instructions to show.
+    pub instructions: Vec<&'static str>,
+    pub expires_at: String,
+    pub expires_in: u64,
+    /// Frames the answer must carry.
+    pub min_frames: usize,
+    pub max_frames: usize,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -182,6 +216,8 @@ pub async fn verify(
     Admitted { ticket, body }: Admitted<VerifyTask, VerifyBody>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     check_image("image", &body.image)?;
+    let liveness_mode = principal.liveness_mode();
+    let challenge = redeem_answer(&state, &principal, liveness_mode, body.liveness).await?;
     let request = VerifyRequest {
         image: body.image,
         camera_id: optional_text("camera_id", body.camera_id)?,
@@ -189,6 +225,8 @@ pub async fn verify(
         captured_at: Utc::now(),
         requested_by: requester(&principal, client),
         from_camera_worker: false,
+        liveness_mode,
+        challenge,
     };
     submit(&state, &principal, ticket, None, request, wait.wait.unwrap_or(false)).await
 }
@@ -208,6 +246,14 @@ pub async fn bulk_verify(
         return Err(ApiError::validation("images", format!("send 1 to {MAX_BULK_FRAMES} frames")));
     }
     check_bulk_options(&body.options)?;
+    let liveness_mode = principal.liveness_mode();
+    if liveness_mode == LivenessMode::Active {
+        return Err(ApiError::Forbidden(
+            "this API key verifies with an active liveness challenge, which a bulk verification cannot answer: \
+             use POST /face/verify/ with `liveness`"
+                .into(),
+        ));
+    }
     check_threshold_policy(&state, &principal, &client, &body.options).await?;
     let mut frames = Vec::with_capacity(body.images.len());
     for (n, frame) in body.images.into_iter().enumerate() {
@@ -225,8 +271,68 @@ pub async fn bulk_verify(
         captured_at: Utc::now(),
         requested_by: requester(&principal, client),
         may_loosen_threshold: principal.is_admin(),
+        liveness_mode,
     };
     submit(&state, &principal, ticket, None, request, wait.wait.unwrap_or(false)).await
+}
+
+/// Issue an active liveness challenge to the caller (any authenticated caller): a random
+/// order of head turns to perform within `expires_in` seconds (15 by default) while the
+/// client takes 4–12 frames, sent once with `POST /face/verify/` (`liveness`) or
+/// `POST /mobile/check-in/`. The server judges the answer: the same face in every frame,
+/// the recognised one (`identity_changed`); motion in 3-D, not a flat picture's
+/// (`planar_motion`); the steps followed in order (`motion_not_followed`); and the challenge
+/// unexpired, unused and the caller's (`challenge_expired`, `challenge_used`,
+/// `challenge_unknown`). What it cannot detect (a replayed video that follows the steps,
+/// an injected camera stream, a 3-D mask) and its measured error rates: docs/ACCURACY.md.
+#[utoipa::path(post, path = "/face/liveness/challenges/", tag = "face",
+    responses((status = 201, body = ChallengeIssued), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn create_challenge(
+    State(state): State<AppState>,
+    Auth(principal): Auth,
+) -> ApiResult<(StatusCode, axum::Json<ChallengeIssued>)> {
+    let settings = state.config.liveness_challenges();
+    let challenge = liveness::issue(&state.db, &settings, &principal.key()).await?;
+    let issued = ChallengeIssued {
+        challenge_id: challenge.id,
+        steps: challenge.steps.iter().map(|s| s.code()).collect(),
+        instructions: challenge.steps.iter().map(|s| s.instruction()).collect(),
+        expires_at: challenge.expires_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        expires_in: settings.ttl.as_secs(),
+        min_frames: liveness::MIN_FRAMES,
+        max_frames: liveness::MAX_FRAMES,
+    };
+    Ok((StatusCode::CREATED, axum::Json(issued)))
+}
+
+/// Checks a challenge answer's shape and uses the challenge up (whatever the frames turn
+/// out to show, it cannot be answered again). In `active` mode one must be answered.
+pub(super) async fn redeem_answer(
+    state: &AppState,
+    principal: &Principal,
+    mode: LivenessMode,
+    answer: Option<LivenessAnswerBody>,
+) -> ApiResult<Option<ChallengeAnswer>> {
+    let Some(answer) = answer else {
+        if mode == LivenessMode::Active {
+            return Err(ApiError::validation(
+                "liveness",
+                "this caller verifies with an active liveness challenge: POST /api/v1/face/liveness/challenges/, \
+                 then send its challenge_id and 4 to 12 frames here",
+            ));
+        }
+        return Ok(None);
+    };
+    let (min, max) = (liveness::MIN_FRAMES, liveness::MAX_FRAMES);
+    if !(min..=max).contains(&answer.frames.len()) {
+        return Err(ApiError::validation("liveness.frames", format!("send {min} to {max} frames")));
+    }
+    for (n, frame) in answer.frames.iter().enumerate() {
+        check_image(&format!("liveness.frames[{n}]"), frame)?;
+    }
+    let challenge_id = required_text("liveness.challenge_id", answer.challenge_id)?;
+    let redeemed = liveness::redeem(&state.db, &challenge_id, &principal.key()).await?;
+    Ok(Some(ChallengeAnswer { challenge_id, frames: answer.frames, redeemed }))
 }
 
 fn check_bulk_options(options: &BulkOptions) -> ApiResult<()> {

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::admission::{Admitted, CheckInTask};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Admin, Auth, Json, Path};
-use super::face::{check_image, submit};
+use super::face::{LivenessAnswerBody, check_image, redeem_answer, submit};
 use crate::app::AppState;
 use crate::domain::audit::{self, AuditEvent, ClientInfo, Requester};
 use crate::domain::auth::Principal;
@@ -97,6 +97,9 @@ pub struct CheckInBody {
     /// When the selfie was taken (RFC 3339); at most `mobile_max_clock_skew_secs` from the
     /// server's clock.
     pub timestamp: DateTime<Utc>,
+    /// The answer to an active liveness challenge (`POST /face/liveness/challenges/`);
+    /// required when the server's `mobile_liveness_mode` is `active`.
+    pub liveness: Option<LivenessAnswerBody>,
 }
 
 /// Check in from your phone: a selfie, where you are, and when. It logs your attendance
@@ -106,7 +109,8 @@ pub struct CheckInBody {
 /// a gallery of one; no one else's). The answer comes in one round trip:
 /// `attendance_logged`, `timestamp` and `site`, or `attendance_logged: false` with a
 /// `reason` — `outside_geofence`, `clock_skew`, `not_enrolled`, `face_mismatch`, `spoof`,
-/// `low_quality`, `no_face`, `multiple_faces` or `cooldown` — and a `message`. Every
+/// `liveness_failed` (with `liveness.failure`), `low_quality`, `no_face`, `multiple_faces`
+/// or `cooldown` — and a `message`. Every
 /// attempt is audited (`mobile_check_in`). If the queue is slow, a 202 gives the
 /// `task_id` to follow at `/mobile/check-in/status/{task_id}/`.
 #[utoipa::path(post, path = "/mobile/check-in/", tag = "mobile", request_body = CheckInBody,
@@ -158,6 +162,8 @@ pub async fn check_in(
         ));
     }
     let (site, distance_m) = site.expect("refused above when outside every site");
+    let liveness_mode = state.config.mobile_liveness_mode;
+    let challenge = redeem_answer(&state, &caller, liveness_mode, body.liveness).await?;
     let request = CheckInRequest {
         user_id: user.id,
         image: body.image,
@@ -167,6 +173,8 @@ pub async fn check_in(
         accuracy_m: body.location.accuracy_m,
         captured_at: body.timestamp,
         requested_by: Requester { name: Some(caller.audit_name()), client },
+        liveness_mode,
+        challenge,
     };
     let (status, task) = submit(&state, &caller, ticket, Some(user.id), request, true).await?;
     Ok((status, axum::Json(outcome(task.0))))

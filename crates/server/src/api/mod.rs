@@ -173,6 +173,7 @@ fn v1_routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(visitors::get_visitor, visitors::delete_visitor))
         .routes(routes!(visitors::get_visitor_crop))
         .routes(routes!(visitors::enroll_visitor))
+        .routes(routes!(face::create_challenge))
         .routes(routes!(incidents::report_incident))
         .routes(routes!(incidents::list_incidents))
         .routes(routes!(incidents::get_incident))

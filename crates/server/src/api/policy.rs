@@ -127,6 +127,7 @@ pub static POLICY: &[Guard] = &[
     route(Method::GET, "/api/v1/face/enroll/status/{task_id}/", ADMIN),
     // Cameras and kiosks verify with API keys of any role; a task is visible to its
     // submitter and to admins (checked by the handler).
+    route(Method::POST, "/api/v1/face/liveness/challenges/", Access::Authenticated),
     route(Method::POST, "/api/v1/face/verify/", Access::Authenticated),
     route(Method::GET, "/api/v1/face/verify/status/{task_id}/", Access::Authenticated),
     route(Method::POST, "/api/v1/face/bulk-verify/", Access::Authenticated),
@@ -331,7 +332,7 @@ mod tests {
     }
 
     fn key(role: Role) -> Principal {
-        Principal::ApiKey { id: 3, role, name: "kiosk".into() }
+        Principal::ApiKey { id: 3, role, name: "kiosk".into(), liveness: Default::default() }
     }
 
     #[test]

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use tokio::sync::Semaphore;
 
+use super::liveness::LivenessMode;
 use super::users::{Invalid, Role};
 use crate::store::{self, Db, StoreError, api_keys, refresh_tokens, users::UserRecord};
 
@@ -117,7 +118,7 @@ impl PasswordPool {
 #[derive(Debug, Clone)]
 pub enum Principal {
     User { id: i64, role: Role, employee_id: String, email: String },
-    ApiKey { id: i64, role: Role, name: String },
+    ApiKey { id: i64, role: Role, name: String, liveness: LivenessMode },
 }
 
 impl Principal {
@@ -135,6 +136,15 @@ impl Principal {
         match self {
             Self::User { id, .. } => Some(*id),
             Self::ApiKey { .. } => None,
+        }
+    }
+
+    /// How verifications from this caller check liveness: an API key's own mode; signed-in
+    /// people's verifications are passive unless they answer a challenge.
+    pub fn liveness_mode(&self) -> LivenessMode {
+        match self {
+            Self::ApiKey { liveness, .. } => *liveness,
+            Self::User { .. } => LivenessMode::Passive,
         }
     }
 
@@ -369,7 +379,7 @@ impl Authenticator {
     pub async fn authenticate_api_key(&self, db: &Db, key: &str) -> Result<Principal, AuthError> {
         let record = api_keys::find_live_by_hash(db, &sha256_hex(key)).await?.ok_or(AuthError::InvalidApiKey)?;
         api_keys::touch(db, record.id).await?;
-        Ok(Principal::ApiKey { id: record.id, role: record.role, name: record.name })
+        Ok(Principal::ApiKey { id: record.id, role: record.role, name: record.name, liveness: record.liveness_mode })
     }
 }
 

@@ -12,6 +12,7 @@ pub mod disputes;
 pub mod evidence;
 pub mod face;
 pub mod incidents;
+pub mod liveness;
 pub mod maintenance;
 pub mod patterns;
 pub mod report;

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_query::{Expr, Iden, Order, Query};
 
 use super::{Db, Exec, StoreResult};
+use crate::domain::liveness::LivenessMode;
 use crate::domain::users::Role;
 
 #[derive(Iden)]
@@ -19,6 +20,7 @@ enum ApiKeys {
     CreatedAt,
     LastUsedAt,
     RevokedAt,
+    LivenessMode,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -34,6 +36,8 @@ pub struct ApiKeyRecord {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "String")]
+    pub liveness_mode: LivenessMode,
 }
 
 pub async fn insert(
@@ -42,6 +46,7 @@ pub async fn insert(
     prefix: &str,
     key_hash: &str,
     role: Role,
+    liveness_mode: LivenessMode,
     created_by: Option<i64>,
 ) -> StoreResult<ApiKeyRecord> {
     let statement = Query::insert()
@@ -51,6 +56,7 @@ pub async fn insert(
             ApiKeys::Prefix,
             ApiKeys::KeyHash,
             ApiKeys::Role,
+            ApiKeys::LivenessMode,
             ApiKeys::CreatedBy,
             ApiKeys::CreatedAt,
         ])
@@ -59,6 +65,7 @@ pub async fn insert(
             prefix.into(),
             key_hash.into(),
             role.as_str().into(),
+            liveness_mode.as_str().into(),
             created_by.into(),
             Utc::now().into(),
         ])

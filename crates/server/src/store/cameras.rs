@@ -18,6 +18,7 @@ enum Cameras {
     Direction,
     SampleFps,
     IsActive,
+    LivenessMode,
     Revision,
     CreatedAt,
     UpdatedAt,
@@ -35,6 +36,8 @@ pub struct CameraRecord {
     pub direction: String,
     pub sample_fps: f64,
     pub is_active: bool,
+    /// `passive` or `off`.
+    pub liveness_mode: String,
     /// Grows with every change: an ingestion worker started on an older one restarts.
     pub revision: i64,
     pub created_at: DateTime<Utc>,
@@ -52,6 +55,7 @@ pub struct CameraFields {
     pub direction: String,
     pub sample_fps: f64,
     pub is_active: bool,
+    pub liveness_mode: String,
 }
 
 /// Adds camera `id`; [`super::StoreError::Conflict`] when the id is taken.
@@ -69,6 +73,7 @@ pub async fn insert(db: &Db, id: &str, camera: CameraFields) -> StoreResult<Came
             Cameras::Direction,
             Cameras::SampleFps,
             Cameras::IsActive,
+            Cameras::LivenessMode,
             Cameras::Revision,
             Cameras::CreatedAt,
             Cameras::UpdatedAt,
@@ -83,6 +88,7 @@ pub async fn insert(db: &Db, id: &str, camera: CameraFields) -> StoreResult<Came
             camera.direction.into(),
             camera.sample_fps.into(),
             camera.is_active.into(),
+            camera.liveness_mode.into(),
             1i64.into(),
             now.into(),
             now.into(),
@@ -122,6 +128,7 @@ pub async fn update(db: &Db, id: &str, camera: CameraFields) -> StoreResult<Opti
             (Cameras::Direction, camera.direction.into()),
             (Cameras::SampleFps, camera.sample_fps.into()),
             (Cameras::IsActive, camera.is_active.into()),
+            (Cameras::LivenessMode, camera.liveness_mode.into()),
             (Cameras::UpdatedAt, Utc::now().into()),
         ])
         .value(Cameras::Revision, Expr::col(Cameras::Revision).add(1))

@@ -13,6 +13,7 @@ pub mod disputes;
 pub mod evidence;
 pub mod incidents;
 pub mod lease;
+pub mod liveness_challenges;
 pub mod local_time;
 pub mod refresh_tokens;
 pub mod sealed;

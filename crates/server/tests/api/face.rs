@@ -357,7 +357,7 @@ async fn http_decisions_match_the_engines_identify_path() {
     let rule = OpenSetPolicy::default().rule_for_gallery(index.len());
 
     for name in ["obama3.jpg", "biden.jpg"] {
-        let expected = engine.identify_with(&decode(name), &index, &rule).unwrap();
+        let expected = engine.identify_with(&decode(name), &index, &rule, rollcall_face::SpoofGate::Refuse).unwrap();
         let rollcall_face::Identification::Searched { decision, .. } = &expected else {
             panic!("{name}: no usable face: {expected:?}");
         };

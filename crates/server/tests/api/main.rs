@@ -16,6 +16,7 @@ mod events;
 mod evidence;
 mod face;
 mod incidents;
+mod liveness;
 mod maintenance;
 mod mobile;
 mod operations;

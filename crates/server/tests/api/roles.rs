@@ -78,7 +78,7 @@ impl Callers {
             employee_id: String::new(),
             email: user.email.clone(),
         };
-        let key = |role| Principal::ApiKey { id: 0, role, name: String::new() };
+        let key = |role| Principal::ApiKey { id: 0, role, name: String::new(), liveness: Default::default() };
         match caller {
             Caller::Admin => Some(user(&self.admin, Role::Admin)),
             Caller::Faculty => Some(user(&self.faculty, Role::Faculty)),

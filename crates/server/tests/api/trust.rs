@@ -244,6 +244,8 @@ async fn a_worker_that_lost_its_lease_changes_nothing() {
         captured_at: chrono::Utc::now(),
         requested_by: Requester::default(),
         from_camera_worker: false,
+        liveness_mode: Default::default(),
+        challenge: None,
     };
     let id =
         app.queue.submit(TaskKind::Verify, "test", None, &serde_json::to_vec(&verification).unwrap()).await.unwrap();

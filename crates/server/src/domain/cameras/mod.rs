@@ -20,6 +20,7 @@ use std::net::IpAddr;
 use url::Url;
 
 use crate::crypto::Sealer;
+use crate::domain::liveness::LivenessMode;
 use crate::domain::users::{Invalid, parse_text};
 use crate::store::cameras::{CameraFields, CameraRecord};
 use crate::store::sealed::camera_url_binding;
@@ -80,6 +81,7 @@ pub struct CameraInput {
     pub direction: Option<String>,
     pub sample_fps: Option<f64>,
     pub is_active: Option<bool>,
+    pub liveness_mode: Option<String>,
 }
 
 /// A camera's settings, checked, with the URL in the clear (credentials included).
@@ -92,6 +94,8 @@ pub struct CameraSpec {
     pub direction: Direction,
     pub sample_fps: f64,
     pub is_active: bool,
+    /// `passive` or `off`: a camera cannot be asked to turn, so never `active`.
+    pub liveness_mode: LivenessMode,
 }
 
 impl CameraSpec {
@@ -106,6 +110,7 @@ impl CameraSpec {
             direction: self.direction.as_str().to_owned(),
             sample_fps: self.sample_fps,
             is_active: self.is_active,
+            liveness_mode: self.liveness_mode.as_str().to_owned(),
         }
     }
 }
@@ -134,6 +139,7 @@ pub fn new_camera(input: CameraInput) -> Result<CameraSpec, Invalid> {
         direction: Direction::Entry,
         sample_fps: DEFAULT_SAMPLE_FPS,
         is_active: true,
+        liveness_mode: LivenessMode::Passive,
     };
     if input.name.is_none() {
         return Err(Invalid::new("name", "is required"));
@@ -190,6 +196,17 @@ pub fn changed_camera(current: CameraSpec, input: CameraInput) -> Result<CameraS
     if let Some(active) = input.is_active {
         spec.is_active = active;
     }
+    if let Some(mode) = &input.liveness_mode {
+        spec.liveness_mode = match LivenessMode::parse(mode) {
+            Some(mode @ (LivenessMode::Passive | LivenessMode::Off)) => mode,
+            _ => {
+                return Err(Invalid::new(
+                    "liveness_mode",
+                    "must be passive or off (a camera cannot ask anyone to turn)",
+                ));
+            }
+        };
+    }
     Ok(spec)
 }
 
@@ -208,6 +225,7 @@ pub fn stored_camera(record: &CameraRecord, sealer: &Sealer) -> anyhow::Result<C
         direction: Direction::parse(&record.direction).unwrap_or(Direction::Entry),
         sample_fps: record.sample_fps,
         is_active: record.is_active,
+        liveness_mode: LivenessMode::parse(&record.liveness_mode).unwrap_or_default(),
     })
 }
 

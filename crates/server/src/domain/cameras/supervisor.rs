@@ -29,6 +29,7 @@ use super::{Direction, masked_url, stored_camera};
 use crate::crypto::Sealer;
 use crate::domain::audit::{ClientInfo, Requester};
 use crate::domain::face::{EngineState, FaceService, VerifyRequest};
+use crate::domain::liveness::LivenessMode;
 use crate::queue::{TaskKind, TaskQueue};
 use crate::store::cameras::{self, CameraRecord};
 use crate::store::{Db, users};
@@ -197,6 +198,7 @@ impl CameraSupervisor {
             url: spec.url,
             direction: spec.direction,
             interval: Duration::from_secs_f64(1.0 / spec.sample_fps),
+            liveness_mode: spec.liveness_mode,
         };
         let stop = CancellationToken::new();
         tracing::info!(camera = %camera.id, url = %camera.masked_url, "watching camera");
@@ -217,6 +219,7 @@ struct Watched {
     masked_url: String,
     direction: Direction,
     interval: Duration,
+    liveness_mode: LivenessMode,
 }
 
 /// One camera's worker and what it reports to.
@@ -473,6 +476,8 @@ async fn submit_all(camera: &Watched, parts: &IngestParts, stats: &CameraStats, 
             captured_at: track.best.captured_at,
             requested_by: Requester { name: Some(format!("camera:{}", camera.id)), client: ClientInfo::default() },
             from_camera_worker: true,
+            liveness_mode: camera.liveness_mode,
+            challenge: None,
         };
         let payload = serde_json::to_vec(&request).expect("a verification request serialises");
         let owner = format!("camera:{}", camera.id);

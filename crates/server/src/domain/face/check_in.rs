@@ -8,10 +8,12 @@ use rollcall_face::{Decision, ExactIndex, FaceIndex as _, Fusion};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::verify::{Context, Scores, audit_verification, from_identification, log_arrival};
+use super::active::ChallengeAnswer;
+use super::verify::{Context, LivenessCheck, Scores, audit_verification, identify_live, log_arrival};
 use super::{FaceTasks, blocking, decode_payload, open_template, round4};
 use crate::domain::attendance::Logged;
 use crate::domain::audit::{AuditEvent, Requester};
+use crate::domain::liveness::LivenessMode;
 use crate::queue::{Task, TaskFailure};
 use crate::store::{templates, users};
 
@@ -30,6 +32,12 @@ pub struct CheckInRequest {
     pub captured_at: DateTime<Utc>,
     #[serde(default)]
     pub requested_by: Requester,
+    /// `mobile_liveness_mode` when the check-in was sent; with a challenge answer, the
+    /// answer decides.
+    #[serde(default)]
+    pub liveness_mode: LivenessMode,
+    #[serde(default)]
+    pub challenge: Option<ChallengeAnswer>,
 }
 
 fn refused(reason: &str, message: impl Into<String>) -> Value {
@@ -79,12 +87,11 @@ async fn check_in(
     let engine = tasks.face.engine()?;
     let image = std::mem::take(&mut request.image);
     let keep_crop = tasks.keep_arrival_evidence;
+    let liveness = LivenessCheck::new(tasks, request.liveness_mode, request.challenge.take());
     let decided = blocking(move || {
         let decoded =
             engine.decode_base64(&image).map_err(|e| TaskFailure::permanent(format!("invalid image: {e}")))?;
-        let identification =
-            engine.identify_with(&decoded, &own, &rule).map_err(|e| TaskFailure::retryable(e.to_string()))?;
-        Ok::<_, TaskFailure>(from_identification(identification).with_crop(&decoded, keep_crop))
+        Ok::<_, TaskFailure>(identify_live(&engine, &decoded, &own, &rule, &liveness)?.with_crop(&decoded, keep_crop))
     })
     .await??;
     let liveness = decided.face.as_ref().and_then(|face| face.liveness);
@@ -98,15 +105,22 @@ async fn check_in(
         "attendance_logged": false,
         "similarity_score": similarity.map(round4),
         "similarity_threshold": round4(rule.threshold.get()),
-        "is_live": liveness.map(|l| l.is_live),
+        "is_live": decided.is_live(),
         "anti_spoof_score": liveness.map(|l| round4(l.anti_spoof_score)),
         "site": {"id": request.site_id, "name": request.site, "distance_m": (request.distance_m * 10.0).round() / 10.0},
     });
+    if let Some(active) = &decided.active {
+        result["liveness"] = active.to_json();
+    }
     if decided.user_id != Some(user_id) {
         let (reason, message) = match decided.reason {
             Some("spoof") => {
                 ("spoof", "the selfie did not pass the liveness check: take it again, live, in good light")
             }
+            Some("liveness_failed") => (
+                "liveness_failed",
+                "the liveness challenge was not passed: ask for a new one and follow its steps (reason_detail says which check failed)",
+            ),
             Some("low_quality") => {
                 ("low_quality", "the face is too small, blurred, dark or turned away: take it again")
             }

@@ -2,6 +2,7 @@
 //! the in-memory matching index of enrolled people, and the tasks that enroll and
 //! verify faces.
 
+mod active;
 mod check_in;
 mod enroll;
 mod verify;
@@ -20,6 +21,7 @@ use crate::queue::worker::TaskRunner;
 use crate::queue::{Task, TaskFailure, TaskKind};
 use crate::store::{Db, tasks, templates};
 
+pub use active::ChallengeAnswer;
 pub use check_in::CheckInRequest;
 pub use enroll::EnrollRequest;
 pub use verify::{BulkOptions, BulkRequest, FrameRequest, MAX_FACES_LIMIT, VerifyRequest};
@@ -275,6 +277,8 @@ pub struct FaceTasks {
     pub evidence_retention: crate::domain::evidence::Retention,
     /// Whether faces seen at cameras that match nobody become unknown visitors.
     pub visitors: crate::domain::visitors::VisitorPolicy,
+    /// How active liveness answers are judged.
+    pub challenges: crate::domain::liveness::ChallengeSettings,
 }
 
 #[async_trait::async_trait]

@@ -6,16 +6,19 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use rollcall_face::challenge::ChallengePolicy;
 use rollcall_face::{
-    Decision, DecisionRule, DecodedImage, FaceAnalysis, FaceIndex, FaceRejection, Identification, QualityIssue,
-    ThresholdRule,
+    Decision, DecisionRule, DecodedImage, FaceAnalysis, FaceEngine, FaceIndex, FaceRejection, Identification,
+    QualityIssue, SpoofGate, ThresholdRule,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::active::{self, ActiveLiveness, ChallengeAnswer};
 use super::{FaceBox, FaceTasks, blocking, decode_payload, round4};
 use crate::domain::attendance::{Arrival, Logged, NewAttendance};
 use crate::domain::audit::{self, AuditEvent, Requester};
+use crate::domain::liveness::LivenessMode;
 use crate::domain::visitors::{self, SightingContext, Stranger};
 use crate::events::{Event, EventKind};
 use crate::queue::{Task, TaskFailure, begin_for_task};
@@ -37,6 +40,51 @@ pub struct VerifyRequest {
     /// unknown visitor (when `track_unknown_visitors` is on).
     #[serde(default)]
     pub from_camera_worker: bool,
+    /// How the source checks liveness; with a challenge answer, the answer decides.
+    #[serde(default)]
+    pub liveness_mode: LivenessMode,
+    #[serde(default)]
+    pub challenge: Option<ChallengeAnswer>,
+}
+
+/// How one photo's liveness is checked: the passive gate, and the challenge answer if any.
+pub(super) struct LivenessCheck {
+    pub(super) gate: SpoofGate,
+    pub(super) challenge: Option<ChallengeAnswer>,
+    pub(super) policy: ChallengePolicy,
+}
+
+impl LivenessCheck {
+    /// The passive verdict refuses a face only in passive mode and when no challenge was
+    /// answered; an answer is judged by the server's policy, `min_continuity` the 1:1
+    /// operating point.
+    pub(super) fn new(tasks: &FaceTasks, mode: LivenessMode, challenge: Option<ChallengeAnswer>) -> Self {
+        let gate = match (mode, &challenge) {
+            (LivenessMode::Passive, None) => SpoofGate::Refuse,
+            _ => SpoofGate::Report,
+        };
+        let policy = tasks.challenges.policy(tasks.face.one_to_one_rule().threshold.get());
+        Self { gate, challenge, policy }
+    }
+}
+
+/// Identifies the largest face of `image` and, when a challenge was answered, judges the
+/// answer against that face. Runs on the blocking pool.
+pub(super) fn identify_live(
+    engine: &FaceEngine,
+    image: &DecodedImage,
+    index: &dyn FaceIndex,
+    rule: &dyn DecisionRule,
+    liveness: &LivenessCheck,
+) -> Result<FaceDecision, TaskFailure> {
+    let identification =
+        engine.identify_with(image, index, rule, liveness.gate).map_err(|e| TaskFailure::retryable(e.to_string()))?;
+    let decided = from_identification(identification);
+    let active = match &liveness.challenge {
+        Some(answer) => Some(active::judge_answer(engine, decided.face.as_ref(), answer, &liveness.policy)?),
+        None => None,
+    };
+    Ok(decided.with_active(active))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -72,6 +120,10 @@ pub struct BulkRequest {
     /// gallery may have grown since the submission).
     #[serde(default)]
     pub may_loosen_threshold: bool,
+    /// The submitter's liveness mode: `off` reports the passive score without refusing.
+    /// (A key in `active` mode cannot submit bulk verifications.)
+    #[serde(default)]
+    pub liveness_mode: LivenessMode,
 }
 
 /// The decision for one face, before attendance.
@@ -84,11 +136,33 @@ pub(super) struct FaceDecision {
     pub(super) decision: Option<Decision>,
     /// The face cut from the photo (JPEG), for a recognised face when arrival evidence is kept.
     pub(super) face_crop: Option<Vec<u8>>,
+    /// The active liveness check, when a challenge was answered.
+    pub(super) active: Option<ActiveLiveness>,
 }
 
 impl FaceDecision {
     fn is_spoof(&self) -> bool {
-        self.reason == Some("spoof")
+        self.reason == Some("spoof") || self.active.as_ref().is_some_and(ActiveLiveness::suggests_attack)
+    }
+
+    /// Whether the face is live: by the active check when there was one, else by the
+    /// passive verdict (`None` when neither ran).
+    pub(super) fn is_live(&self) -> Option<bool> {
+        match &self.active {
+            Some(active) => Some(active.is_live()),
+            None => self.face.as_ref().and_then(|f| f.liveness).map(|l| l.is_live),
+        }
+    }
+
+    /// Records the active check; a failed one refuses the face, whoever it resembles.
+    fn with_active(mut self, active: Option<ActiveLiveness>) -> Self {
+        if let Some(failure) = active.as_ref().and_then(|a| a.failure) {
+            self.user_id = None;
+            self.reason = Some("liveness_failed");
+            self.reason_detail = Some(json!({"liveness": failure}));
+        }
+        self.active = active;
+        self
     }
 
     /// Cuts the face out of `image` when it was recognised and `keep` is on: the arrival
@@ -119,7 +193,7 @@ fn stranger(decided: &FaceDecision, image: &DecodedImage) -> Option<Stranger> {
     })
 }
 
-pub(super) fn from_identification(identification: Identification) -> FaceDecision {
+fn from_identification(identification: Identification) -> FaceDecision {
     match identification {
         Identification::Rejected { reason, face } => FaceDecision {
             face,
@@ -128,6 +202,7 @@ pub(super) fn from_identification(identification: Identification) -> FaceDecisio
             user_id: None,
             decision: None,
             face_crop: None,
+            active: None,
         },
         Identification::Searched { face, decision, .. } => decide(face, decision),
     }
@@ -138,7 +213,15 @@ fn decide(face: FaceAnalysis, decision: Decision) -> FaceDecision {
         Decision::Recognised { identity, .. } => (None, identity.parse().ok()),
         Decision::NotRecognised { reason, .. } => (Some(reject_code(*reason)), None),
     };
-    FaceDecision { face: Some(face), reason, reason_detail: None, user_id, decision: Some(decision), face_crop: None }
+    FaceDecision {
+        face: Some(face),
+        reason,
+        reason_detail: None,
+        user_id,
+        decision: Some(decision),
+        face_crop: None,
+        active: None,
+    }
 }
 
 fn reject_code(reason: rollcall_face::RejectReason) -> &'static str {
@@ -158,13 +241,12 @@ pub(super) async fn run_verify(tasks: &FaceTasks, task: &Task) -> Result<Value, 
     let image = std::mem::take(&mut request.image);
     let keep_crop = tasks.keep_arrival_evidence;
     let track_visitor = tasks.visitors.track && request.from_camera_worker && request.camera_id.is_some();
+    let liveness = LivenessCheck::new(tasks, request.liveness_mode, request.challenge.take());
     let decided = blocking(move || {
         let decoded =
             engine.decode_base64(&image).map_err(|e| TaskFailure::permanent(format!("invalid image: {e}")))?;
         let index = index.read().expect("index lock");
-        let identification =
-            engine.identify_with(&decoded, &*index, &rule).map_err(|e| TaskFailure::retryable(e.to_string()))?;
-        let decided = from_identification(identification).with_crop(&decoded, keep_crop);
+        let decided = identify_live(&engine, &decoded, &*index, &rule, &liveness)?.with_crop(&decoded, keep_crop);
         let stranger = if track_visitor { stranger(&decided, &decoded) } else { None };
         Ok::<_, TaskFailure>((decided, stranger))
     })
@@ -258,7 +340,7 @@ async fn face_result(
         "confidence": round4(confidence),
         "similarity_score": similarity.map(round4),
         "margin": margin.filter(|m| m.is_finite()).map(round4),
-        "is_live": liveness.map(|l| l.is_live),
+        "is_live": decided.is_live(),
         "anti_spoof_score": liveness.map(|l| round4(l.anti_spoof_score)),
         "quality_score": face.map(|f| round4(f.quality.score)),
         "face_box": face.map(|f| FaceBox::from(f.detection.bbox)),
@@ -268,6 +350,9 @@ async fn face_result(
     });
     if let Some(detail) = &decided.reason_detail {
         result["reason_detail"] = detail.clone();
+    }
+    if let Some(active) = &decided.active {
+        result["liveness"] = active.to_json();
     }
     let Some(user_id) = decided.user_id else {
         return Ok(result);
@@ -294,6 +379,7 @@ async fn face_result(
         "margin": result["margin"],
         "confidence": result["confidence"],
         "is_live": result["is_live"],
+        "liveness": result.get("liveness"),
         "anti_spoof_score": result["anti_spoof_score"],
         "quality_score": result["quality_score"],
         "face_box": result["face_box"],
@@ -420,8 +506,10 @@ pub(super) async fn run_bulk(tasks: &FaceTasks, task: &Task) -> Result<Value, Ta
     let mut faces_total = 0;
     let mut recognised_total = 0;
     // Each frame's photo is freed once analysed.
+    let gate = if request.liveness_mode == LivenessMode::Passive { SpoofGate::Refuse } else { SpoofGate::Report };
+    let limits = FaceLimits { max_faces, quality_threshold: request.options.quality_threshold, gate };
     for frame in request.images {
-        let decided = analyse_frame(tasks, frame.image, max_faces, request.options.quality_threshold, rule).await?;
+        let decided = analyse_frame(tasks, frame.image, limits, rule).await?;
         let context = Context {
             task_id: &task.id,
             owner: &task.owner,
@@ -480,12 +568,21 @@ fn recognised_ids(frames: &[Value]) -> std::collections::BTreeSet<&str> {
         .collect()
 }
 
+/// What a bulk verification decides each face of a frame by.
+#[derive(Clone, Copy)]
+struct FaceLimits {
+    /// Faces analysed, largest first.
+    max_faces: usize,
+    /// The request's minimum quality score, on top of the server's gate.
+    quality_threshold: Option<f32>,
+    gate: SpoofGate,
+}
+
 /// Every face of one frame (largest first, at most `max_faces`), decided.
 async fn analyse_frame(
     tasks: &FaceTasks,
     image: String,
-    max_faces: usize,
-    quality_threshold: Option<f32>,
+    limits: FaceLimits,
     rule: ThresholdRule,
 ) -> Result<Result<Vec<FaceDecision>, String>, TaskFailure> {
     let engine = tasks.face.engine()?;
@@ -499,29 +596,24 @@ async fn analyse_frame(
         let detections = engine.detect(&decoded).map_err(|e| TaskFailure::retryable(e.to_string()))?;
         let index = index.read().expect("index lock");
         let mut decided = Vec::new();
-        for detection in detections.into_iter().take(max_faces) {
+        for detection in detections.into_iter().take(limits.max_faces) {
             let face = engine.analyze_face(&decoded, detection).map_err(|e| TaskFailure::retryable(e.to_string()))?;
-            decided.push(decide_face(face, &*index, &rule, quality_threshold).with_crop(&decoded, keep_crop));
+            decided.push(decide_face(face, &*index, &rule, limits).with_crop(&decoded, keep_crop));
         }
         Ok(Ok(decided))
     })
     .await?
 }
 
-fn decide_face(
-    face: FaceAnalysis,
-    index: &dyn FaceIndex,
-    rule: &ThresholdRule,
-    quality_threshold: Option<f32>,
-) -> FaceDecision {
+fn decide_face(face: FaceAnalysis, index: &dyn FaceIndex, rule: &ThresholdRule, limits: FaceLimits) -> FaceDecision {
     // The request's minimum adds to the server's quality gate; it never replaces it.
-    let below_minimum = quality_threshold.is_some_and(|minimum| face.quality.score < minimum);
+    let below_minimum = limits.quality_threshold.is_some_and(|minimum| face.quality.score < minimum);
     let rejection = match () {
         () if below_minimum || !face.quality.is_acceptable() => {
             Some(FaceRejection::LowQuality { issues: face.quality.issues.clone() })
         }
         () => match face.liveness {
-            Some(liveness) if !liveness.is_live => {
+            Some(liveness) if !liveness.is_live && limits.gate == SpoofGate::Refuse => {
                 Some(FaceRejection::Spoof { anti_spoof_score: liveness.anti_spoof_score })
             }
             _ if face.embedding.is_none() => Some(FaceRejection::LowQuality { issues: vec![QualityIssue::TurnedAway] }),
@@ -536,6 +628,7 @@ fn decide_face(
             user_id: None,
             decision: None,
             face_crop: None,
+            active: None,
         };
     }
     let search = index.search(face.embedding.as_ref().expect("checked above"));
