@@ -11,30 +11,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 people=${1:?people}; days=${2:?days}; url=${3:-}
 
-make --quiet models
-cargo build --release --quiet --bin rollcall
-bin=${CARGO_TARGET_DIR:-target}/release/rollcall
-data=$(mktemp -d)
-port=${ROLLCALL_BENCH_PORT:-18081}
-base=http://127.0.0.1:$port
-export ROLLCALL_DATA_DIR=$data
+source scripts/bench-server.sh
+bench_prepare
 if [ -n "$url" ]; then
   name=${url##*/}; server_url=${url%/*}/postgres
   psql -q "$server_url" -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name"
   export ROLLCALL_DATABASE_URL=$url
 fi
 
-"$bin" demo-data --people "$people" --days "$days"
-ROLLCALL_BIND=127.0.0.1:$port ROLLCALL_ADMIN_EMAIL=admin@example.com ROLLCALL_ADMIN_PASSWORD=bench-password-1 \
-  ROLLCALL_RATE_LIMIT_REPORTS_REQUESTS=1000000 ROLLCALL_RATE_LIMIT_GENERAL_REQUESTS=1000000 \
-  ROLLCALL_MODELS_DIR=$PWD/data/models RUST_LOG=warn "$bin" serve >"$data/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
-for _ in $(seq 300); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.2; done
-
-field() { python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
-token=$(curl -sf "$base/api/v1/auth/login/" -H 'content-type: application/json' \
-  -d '{"email":"admin@example.com","password":"bench-password-1"}' | field access)
+ROLLCALL_DATA_DIR=$data "$bin" demo-data --people "$people" --days "$days"
+bench_serve "${ROLLCALL_BENCH_PORT:-18081}" "$data/server.log" \
+  ROLLCALL_RATE_LIMIT_REPORTS_REQUESTS=1000000 ROLLCALL_RATE_LIMIT_GENERAL_REQUESTS=1000000
 count=$(curl -sf "$base/api/v1/attendance/logs/?page_size=1" -H "Authorization: Bearer $token" | field count)
 deep=$((count / 50 / 2))
 # The log just before the deep page: keyset paging starts after it.
