@@ -262,7 +262,7 @@ impl FaceIndex for ExactIndex {
     }
 
     /// Two passes: the int8 rows pick the candidates, f32 re-scores them (see
-    /// [`QuantizedRows::candidates`] for why the result is [`ExactIndex::search_exhaustive`]'s).
+    /// `QuantizedRows::candidates` for why the result is [`ExactIndex::search_exhaustive`]'s).
     fn search(&self, probe: &Embedding) -> SearchResult {
         let codes = match self.fusion {
             Fusion::BestOf => &self.row_codes,
