@@ -6,7 +6,7 @@ export ROLLCALL_FIXTURES_DIR ?= $(CURDIR)/fixtures
 export ROLLCALL_MODELS_DIR ?= $(CURDIR)/data/models
 CARGO ?= cargo
 
-.PHONY: run build models fixtures web test-tools check test test-postgres bench eval-calibration clean-data
+.PHONY: run build models fixtures web test-tools check test test-postgres test-scale-out bench eval-calibration clean-data
 
 run: models web
 	$(CARGO) run --release --bin rollcall -- serve
@@ -43,6 +43,12 @@ test-postgres: models fixtures web test-tools
 	@test -n "$$ROLLCALL_TEST_POSTGRES_URL" || { echo "set ROLLCALL_TEST_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/test"; exit 2; }
 	# --workspace keeps the features (and so the build) that `make test` made.
 	$(CARGO) nextest run --workspace --no-fail-fast -E 'package(rollcall-server) | (package(rollcall) & binary(processes))'
+
+# Two API instances and two workers as separate processes on PostgreSQL and RabbitMQ
+# (needs ROLLCALL_TEST_AMQP_URL and ROLLCALL_TEST_POSTGRES_URL, and rabbitmqctl).
+test-scale-out: models fixtures web
+	@test -n "$$ROLLCALL_TEST_AMQP_URL" || { echo "set ROLLCALL_TEST_AMQP_URL, e.g. amqp://guest:guest@127.0.0.1:5672/%2f"; exit 2; }
+	$(CARGO) nextest run --workspace --no-fail-fast -E 'package(rollcall) & binary(scale_out)'
 
 bench: models fixtures
 	$(CARGO) bench -p rollcall-face

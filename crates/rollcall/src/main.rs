@@ -14,8 +14,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start the HTTP server (applies pending migrations first).
-    Serve(commands::serve::Args),
+    /// Start the HTTP server and its task workers (applies pending migrations first).
+    Serve(commands::serve::ServeArgs),
+    /// Start task workers only, beside API instances on the same database (`serve --no-workers`).
+    Worker(commands::serve::Args),
     /// Apply database migrations and exit.
     Migrate(commands::serve::Args),
     /// Generate a new data key and re-seal every encrypted value with it (stop the server first).
@@ -32,7 +34,8 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Serve(args) => commands::serve::run(args),
+        Command::Serve(args) => commands::serve::serve(args),
+        Command::Worker(args) => commands::serve::worker(args),
         Command::Migrate(args) => commands::migrate::run(args),
         Command::RotateDataKey(args) => commands::rotate_data_key::run(args),
         Command::Admin(args) => commands::admin::run(args),

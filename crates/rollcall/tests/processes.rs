@@ -9,22 +9,9 @@ use std::time::Duration;
 
 use rollcall_server::store::{Db, attendance};
 use serde_json::{Value, json};
-use support::{Server, admin, enroll_obama, fixture, jpeg_data_uri};
+use support::{Server, admin, enroll_obama, fixture, jpeg_data_uri, shared_database};
 
 const ARRIVALS_PER_PROCESS: usize = 6;
-
-/// The database both processes share: a fresh PostgreSQL schema, or a SQLite file.
-async fn shared_database(dir: &std::path::Path) -> String {
-    let Some(base) = std::env::var("ROLLCALL_TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty()) else {
-        return format!("sqlite://{}/shared.db", dir.display());
-    };
-    let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
-    let pool = sqlx::PgPool::connect(&base).await.expect("cannot reach ROLLCALL_TEST_POSTGRES_URL");
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.expect("create schema");
-    pool.close().await;
-    let separator = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{separator}options=-c%20search_path%3D{schema}")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_one_database_log_one_arrival_per_cooldown() {

@@ -24,6 +24,7 @@ use crate::limiter::memory::InProcessLimiter;
 use crate::limiter::{Category, Quota, RateLimiter};
 use crate::queue::TaskQueue;
 use crate::queue::admission::Admission;
+use crate::queue::amqp::{AmqpQueue, AmqpSettings};
 use crate::queue::embedded::EmbeddedQueue;
 use crate::store::{self, Db};
 use crate::webhooks::{DelivererParts, Wakeup, WebhookOutbox};
@@ -103,13 +104,7 @@ impl App {
         let face = Arc::new(face_service(&config, engine)?);
         let enrolled = face.load_index(&db, &sealer).await.context("cannot load the enrolled faces")?;
         tracing::info!(enrolled, "matching index loaded");
-        let queue: Arc<dyn TaskQueue> = Arc::new(EmbeddedQueue::new(
-            db.clone(),
-            sealer.clone(),
-            std::time::Duration::from_secs(config.task_lease_secs.max(1)),
-            config.task_max_attempts,
-            config.task_max_queue_depth,
-        ));
+        let queue = task_queue(&config, &db, &sealer, &shutdown);
         let admission =
             Admission::new(std::time::Duration::from_secs(config.max_queue_wait_secs), config.task_workers());
         let cameras = Arc::new(CameraSupervisor::new(IngestParts {
@@ -173,6 +168,25 @@ impl App {
             metrics: self.metrics.clone(),
         }
     }
+}
+
+/// The database's own queue, or RabbitMQ carrying the same rows to the workers.
+fn task_queue(config: &Config, db: &Db, sealer: &Sealer, shutdown: &CancellationToken) -> Arc<dyn TaskQueue> {
+    let rows = EmbeddedQueue::new(
+        db.clone(),
+        sealer.clone(),
+        std::time::Duration::from_secs(config.task_lease_secs.max(1)),
+        config.task_max_attempts,
+        config.task_max_queue_depth,
+    );
+    let Some(url) = &config.amqp_url else { return Arc::new(rows) };
+    let settings = AmqpSettings {
+        url: url.expose_secret().to_owned(),
+        prefix: config.amqp_queue_prefix.clone(),
+        prefetch: u16::try_from(config.task_workers()).unwrap_or(u16::MAX),
+        consume: config.role.runs_workers(),
+    };
+    AmqpQueue::start(rows, settings, shutdown.clone())
 }
 
 fn face_service(config: &Config, engine: Option<Arc<FaceEngine>>) -> anyhow::Result<FaceService> {

@@ -25,6 +25,15 @@ pub struct Config {
     pub data_dir: PathBuf,
     #[serde(deserialize_with = "empty_as_none")]
     pub database_url: Option<String>,
+    /// RabbitMQ carries tasks to workers when set; `None`: the database's own queue.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub amqp_url: Option<SecretString>,
+    /// Starts the name of every RabbitMQ queue and exchange Rollcall declares.
+    #[serde(deserialize_with = "amqp_queue_prefix")]
+    pub amqp_queue_prefix: String,
+    /// What this process runs; set by the command (`serve`, `serve --no-workers`, `worker`).
+    #[serde(skip)]
+    pub role: ProcessRole,
     #[serde(deserialize_with = "empty_as_none")]
     pub public_url: Option<String>,
     #[serde(deserialize_with = "empty_as_none")]
@@ -118,6 +127,36 @@ pub struct Config {
     pub unknown_visitor_retention_days: u32,
 }
 
+/// The parts of Rollcall one process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProcessRole {
+    /// The API and the task workers (`rollcall serve`).
+    #[default]
+    All,
+    /// The API only (`rollcall serve --no-workers`).
+    Api,
+    /// Task workers only, with `/healthz`, `/readyz` and `/metrics` (`rollcall worker`).
+    Worker,
+}
+
+impl ProcessRole {
+    pub fn serves_api(self) -> bool {
+        matches!(self, Self::All | Self::Api)
+    }
+
+    pub fn runs_workers(self) -> bool {
+        matches!(self, Self::All | Self::Worker)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Api => "api",
+            Self::Worker => "worker",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -205,6 +244,11 @@ impl Config {
         crate::domain::evidence::Retention { days: self.evidence_retention_days }
     }
 
+    /// Where tasks wait: `database` (embedded) or `rabbitmq`.
+    pub fn task_queue_backend(&self) -> &'static str {
+        if self.amqp_url.is_some() { "rabbitmq" } else { "database" }
+    }
+
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),
@@ -252,6 +296,16 @@ where
         return Err(serde::de::Error::custom(format!("{value}: give {low} to {high} {unit}")));
     }
     Ok(value)
+}
+
+/// Letters, digits, `.`, `-` and `_`, up to 64: safe in every queue and exchange name.
+fn amqp_queue_prefix<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let prefix = String::deserialize(d)?;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    if prefix.len() > 64 || !prefix.chars().all(allowed) {
+        return Err(serde::de::Error::custom(format!("{prefix:?}: give up to 64 letters, digits, '.', '-' or '_'")));
+    }
+    Ok(prefix)
 }
 
 fn challenge_steps<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {

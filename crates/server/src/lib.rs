@@ -58,20 +58,28 @@ pub async fn run_with_engine(
     let deliverer = tokio::spawn(webhooks::run_deliverer(state.deliverer_parts(), state.shutdown.clone()));
     let lease = Duration::from_secs(state.config.task_lease_secs.max(1));
     let sweeper = queue::worker::spawn_sweeper(state.queue.clone(), lease, state.shutdown.clone());
-    let workers = queue::worker::spawn_workers(
-        state.queue.clone(),
-        Arc::new(state.face_tasks()),
-        state.config.task_workers(),
-        lease,
-        queue::worker::WorkerObservers { stats: state.workers.clone(), metrics: state.metrics.clone() },
-        state.shutdown.clone(),
-    );
-    let cameras = tokio::spawn(state.cameras.clone().run(state.shutdown.clone()));
-    tracing::info!(%address, database = state.db.backend_name(), "rollcall is listening");
+    let role = state.config.role;
+    let workers = if role.runs_workers() {
+        queue::worker::spawn_workers(
+            state.queue.clone(),
+            Arc::new(state.face_tasks()),
+            state.config.task_workers(),
+            lease,
+            queue::worker::WorkerObservers { stats: state.workers.clone(), metrics: state.metrics.clone() },
+            state.shutdown.clone(),
+        )
+    } else {
+        Vec::new()
+    };
+    // Cameras submit what they see as tasks: they belong with the API, not with workers.
+    let cameras = role.serves_api().then(|| tokio::spawn(state.cameras.clone().run(state.shutdown.clone())));
+    let task_queue = state.config.task_queue_backend();
+    tracing::info!(%address, role = role.as_str(), database = state.db.backend_name(), task_queue, "rollcall is listening");
+    let router = if role.serves_api() { api::router(state.clone()) } else { api::worker_router(state.clone()) };
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let stopping = state.shutdown.clone();
-    let server = axum::serve(listener, api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>())
+    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: no new connections, finishing in-flight requests");
@@ -94,7 +102,9 @@ pub async fn run_with_engine(
         tracing::warn!("task workers did not finish in time; their tasks will run again");
     }
     sweeper.abort();
-    let _ = tokio::time::timeout(timeout, cameras).await;
+    if let Some(cameras) = cameras {
+        let _ = tokio::time::timeout(timeout, cameras).await;
+    }
     if tokio::time::timeout(timeout, deliverer).await.is_err() {
         tracing::warn!("the webhook deliverer did not stop in time");
     }

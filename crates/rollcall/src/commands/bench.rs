@@ -116,19 +116,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let threads = args.threads.max(1);
     let iterations = args.iterations.max(1);
+    // Threads take the next photo of the next pass from one counter, so they stay busy
+    // until the last photo whatever the number of passes.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let total_photos = photos.len() * iterations;
     let started = Instant::now();
     let per_thread: Vec<anyhow::Result<Stages>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (engine, photos) = (&engine, &photos);
+            .map(|_| {
+                let (engine, photos, next) = (&engine, &photos, &next);
                 s.spawn(move || {
                     let mut stages = Stages::default();
-                    for _ in (t..iterations).step_by(threads) {
-                        for (_, bytes) in photos {
-                            process(engine, bytes, &mut stages)?;
+                    loop {
+                        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if n >= total_photos {
+                            return Ok(stages);
                         }
+                        process(engine, &photos[n % photos.len()].1, &mut stages)?;
                     }
-                    Ok(stages)
                 })
             })
             .collect();
@@ -145,7 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         total.embed_ms += s.embed_ms;
         total.faces += s.faces;
     }
-    let processed = photos.len() * iterations;
+    let processed = total_photos;
     let n = processed as f64;
     let per_image = Stages {
         decode_ms: total.decode_ms / n,

@@ -30,6 +30,20 @@ pub fn jpeg_data_uri(jpeg: &[u8]) -> String {
     format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(jpeg))
 }
 
+/// A database for several processes of one deployment: a fresh PostgreSQL schema when
+/// `ROLLCALL_TEST_POSTGRES_URL` is set, else a SQLite file in `dir`.
+pub async fn shared_database(dir: &Path) -> String {
+    let Some(base) = std::env::var("ROLLCALL_TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty()) else {
+        return format!("sqlite://{}/shared.db", dir.display());
+    };
+    let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::PgPool::connect(&base).await.expect("cannot reach ROLLCALL_TEST_POSTGRES_URL");
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.expect("create schema");
+    pool.close().await;
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options=-c%20search_path%3D{schema}")
+}
+
 fn models_dir() -> PathBuf {
     let dir = workspace_path("ROLLCALL_MODELS_DIR", "data/models");
     for model in [rollcall_face::detect::YUNET_FILE, rollcall_face::embed::SFACE_FILE] {
@@ -48,20 +62,32 @@ impl Server {
     /// Starts on a free port with its data in `dir`, the real models, the bootstrap admin,
     /// and `env` on top; returns once it is ready.
     pub async fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
-        Self::start_with_output(dir, env, Stdio::null(), Stdio::null()).await
+        Self::start_with_output(dir, &["serve"], env, Stdio::null(), Stdio::null()).await
     }
 
     /// [`Server::start`], with everything the server prints (its log) written to `log`.
     pub async fn start_logging_to(dir: &Path, env: &[(&str, &str)], log: &Path) -> Server {
-        let file = std::fs::File::create(log).unwrap();
-        let copy = file.try_clone().unwrap();
-        Self::start_with_output(dir, env, Stdio::from(file), Stdio::from(copy)).await
+        Self::start_as_logging_to(dir, &["serve"], env, log).await
     }
 
-    async fn start_with_output(dir: &Path, env: &[(&str, &str)], stdout: Stdio, stderr: Stdio) -> Server {
+    /// [`Server::start_logging_to`] with another command line, e.g. `["worker"]` or
+    /// `["serve", "--no-workers"]`.
+    pub async fn start_as_logging_to(dir: &Path, args: &[&str], env: &[(&str, &str)], log: &Path) -> Server {
+        let file = std::fs::File::create(log).unwrap();
+        let copy = file.try_clone().unwrap();
+        Self::start_with_output(dir, args, env, Stdio::from(file), Stdio::from(copy)).await
+    }
+
+    async fn start_with_output(
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-            .arg("serve")
+            .args(args)
             .current_dir(dir)
             .env_remove("ROLLCALL_DATABASE_URL")
             .env("ROLLCALL_DATA_DIR", dir.join("data"))

@@ -488,7 +488,9 @@ async fn wait_for(
 
 pub(super) fn queue_error(error: QueueError) -> ApiError {
     match error {
-        QueueError::Full { .. } => ApiError::Unavailable(error.to_string(), Some(Duration::from_secs(5))),
+        QueueError::Full { .. } | QueueError::Unavailable(_) => {
+            ApiError::Unavailable(error.to_string(), Some(Duration::from_secs(5)))
+        }
         QueueError::Store(store) => store.into(),
         QueueError::Corrupt(_) => ApiError::internal(error),
     }

@@ -96,10 +96,7 @@ pub fn router(state: AppState) -> Router {
     let (v1, mut openapi) = OpenApiRouter::new().nest("/api/v1", v1_routes(state.clone())).split_for_parts();
     policy::describe(&mut openapi);
     let openapi_json = serde_json::to_string(&openapi).expect("the OpenAPI document serialises");
-    let operations = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route(system::METRICS_PATH, get(system::prometheus_metrics))
+    let operations = probes()
         .route(
             "/api/v1/openapi.json",
             get(move || async move { ([("content-type", "application/json")], openapi_json) }),
@@ -125,6 +122,27 @@ pub fn router(state: AppState) -> Router {
             TraceLayer::new_for_http()
                 .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(tower_http::LatencyUnit::Millis)),
         )
+}
+
+/// What process managers, load balancers and Prometheus ask every process.
+fn probes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route(system::METRICS_PATH, get(system::prometheus_metrics))
+}
+
+/// A worker process's HTTP (`rollcall worker`): the probes and the metrics, nothing else.
+pub fn worker_router(state: AppState) -> Router {
+    probes()
+        .fallback(|| async {
+            error::ApiError::NotFound("a worker process serves only /healthz, /readyz and /metrics".into())
+        })
+        .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(axum::middleware::from_fn(middleware::error_shape))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
 }
 
 /// `/api/v1`: routes and their OpenAPI description, registered together.

@@ -23,7 +23,7 @@ use super::extract::Json;
 use crate::app::AppState;
 use crate::domain::cameras::supervisor::StatusCounts;
 use crate::domain::face::EngineState;
-use crate::queue::TaskKind;
+use crate::queue::{BrokerHealth, TaskKind};
 use crate::store::tasks::{self, COMPLETED};
 use crate::telemetry::WINDOW_MINUTES;
 
@@ -52,7 +52,7 @@ pub struct Services {
     /// `not_configured` in the embedded mode.
     pub redis: NotConfigured,
     /// `not_configured` in the embedded mode: the task queue is a table of the database.
-    pub rabbitmq: NotConfigured,
+    pub rabbitmq: RabbitMqHealth,
     pub task_queue: QueueHealth,
     pub ai_workers: WorkerHealth,
     pub cameras: CamerasHealth,
@@ -88,6 +88,53 @@ pub struct NotConfigured {
 
 const NOT_CONFIGURED: NotConfigured = NotConfigured { status: "not_configured" };
 
+/// The broker that carries tasks to the workers (`amqp_url`).
+#[derive(Serialize, ToSchema)]
+pub struct RabbitMqHealth {
+    /// `healthy`, `unhealthy` (unreachable: submissions get 503) or `not_configured`.
+    pub status: &'static str,
+    /// Seconds to read the queues' figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_time: Option<f64>,
+    /// Messages waiting per task kind (not counting those delivered to a worker).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ready: BTreeMap<String, u32>,
+    /// Workers consuming per task kind, over every worker process.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub consumers: BTreeMap<String, u32>,
+    /// Tasks that failed every attempt, kept in the dead-letter queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letters: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RabbitMqHealth {
+    fn new(broker: Option<BrokerHealth>) -> Self {
+        let Some(broker) = broker else {
+            return Self {
+                status: "not_configured",
+                response_time: None,
+                ready: BTreeMap::new(),
+                consumers: BTreeMap::new(),
+                dead_letters: None,
+                error: None,
+            };
+        };
+        let per_kind = |figures: Vec<(TaskKind, u32)>| {
+            figures.into_iter().map(|(kind, n)| (kind.as_str().to_owned(), n)).collect()
+        };
+        Self {
+            status: if broker.reachable { "healthy" } else { "unhealthy" },
+            response_time: Some(rounded(broker.response_time.as_secs_f64(), 4)),
+            ready: per_kind(broker.ready),
+            consumers: per_kind(broker.consumers),
+            dead_letters: broker.reachable.then_some(broker.dead_letters),
+            error: broker.error,
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct DatabaseHealth {
     /// `healthy` or `unhealthy`.
@@ -107,7 +154,7 @@ pub struct QueueHealth {
     /// `healthy`, or `backlogged` when the oldest task has waited longer than
     /// `max_queue_wait_secs`.
     pub status: &'static str,
-    /// `database`: the embedded queue.
+    /// `database` (the embedded queue) or `rabbitmq` (rows in the database, carried by RabbitMQ).
     pub backend: &'static str,
     pub queue_size: i64,
     /// Tasks waiting, per kind (`enroll`, `verify`, `bulk_verify`).
@@ -168,8 +215,10 @@ pub async fn system_health(State(state): State<AppState>) -> ApiResult<Json<Syst
     let database = database_health(&state).await;
     let task_queue = if database.status == "healthy" { Some(queue_health(&state).await?) } else { None };
     let ai_workers = worker_health(&state);
+    let rabbitmq = RabbitMqHealth::new(state.queue.broker_health().await);
     let performance = performance(&state);
     let degraded = ai_workers.status != "healthy"
+        || rabbitmq.status == "unhealthy"
         || task_queue.as_ref().is_some_and(|queue| queue.status != "healthy")
         || performance.error_rate > DEGRADED_ERROR_RATE;
     let status = match () {
@@ -179,7 +228,7 @@ pub async fn system_health(State(state): State<AppState>) -> ApiResult<Json<Syst
     };
     let task_queue = task_queue.unwrap_or(QueueHealth {
         status: "unknown",
-        backend: "database",
+        backend: state.config.task_queue_backend(),
         queue_size: 0,
         queued: BTreeMap::new(),
         oldest_wait: None,
@@ -190,7 +239,7 @@ pub async fn system_health(State(state): State<AppState>) -> ApiResult<Json<Syst
         services: Services {
             database,
             redis: NOT_CONFIGURED,
-            rabbitmq: NOT_CONFIGURED,
+            rabbitmq,
             task_queue,
             ai_workers,
             cameras: CamerasHealth::new(state.cameras.counts()),
@@ -225,7 +274,7 @@ async fn queue_health(state: &AppState) -> ApiResult<QueueHealth> {
     let backlogged = oldest_wait.is_some_and(|wait| wait > state.config.max_queue_wait_secs as f64);
     Ok(QueueHealth {
         status: if backlogged { "backlogged" } else { "healthy" },
-        backend: "database",
+        backend: state.config.task_queue_backend(),
         queue_size: queued.values().sum(),
         queued,
         oldest_wait: oldest_wait.map(|wait| rounded(wait, 3)),

@@ -9,8 +9,8 @@ use tokio::sync::{Notify, broadcast};
 
 use super::{QueueError, Recorded, Task, TaskFailure, TaskKind, TaskQueue, TaskState, TaskStatus};
 use crate::crypto::Sealer;
-use crate::store::Db;
 use crate::store::tasks::{self as task_store, NewTask, TaskClaim, TaskRecord};
+use crate::store::{Db, Exec};
 
 pub struct EmbeddedQueue {
     db: Db,
@@ -36,12 +36,73 @@ impl EmbeddedQueue {
         }
     }
 
-    fn lease_until(&self) -> chrono::DateTime<Utc> {
+    pub(super) fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub(super) fn lease_until(&self) -> chrono::DateTime<Utc> {
         Utc::now() + chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::seconds(30))
     }
 
-    fn announce(&self, id: &str) {
+    pub(super) fn announce(&self, id: &str) {
         let _ = self.finished.send(id.to_owned());
+    }
+
+    /// Stores a new task's row through `exec` (the pool, or a transaction that commits
+    /// only once a broker has the task); refuses past the configured depth.
+    pub(super) async fn insert(
+        &self,
+        exec: &impl Exec,
+        kind: TaskKind,
+        owner: &str,
+        subject: Option<i64>,
+        payload: &[u8],
+    ) -> Result<String, QueueError> {
+        let depth = task_store::count_queued(&self.db).await?.max(0) as u64;
+        if depth >= self.max_depth {
+            return Err(QueueError::Full { depth });
+        }
+        let id = kind.new_id();
+        let task = NewTask {
+            id: &id,
+            kind: kind.as_str(),
+            owner,
+            subject,
+            payload: self.sealer.seal(payload, &crate::store::sealed::task_payload_binding(&id)),
+            max_attempts: i64::from(self.max_attempts),
+        };
+        task_store::insert(exec, task).await?;
+        Ok(id)
+    }
+
+    /// The task of a claimed row, its input decrypted; a row that cannot be read (an
+    /// unknown kind, a changed data key) fails at once.
+    pub(super) async fn open_claimed(&self, record: TaskRecord) -> Result<Task, QueueError> {
+        let claim = TaskClaim { id: record.id.clone(), attempt: record.attempts };
+        let refuse = |message: String| async move {
+            task_store::finish(&self.db, &claim, task_store::FAILED, None, Some(message.clone()), 0).await?;
+            self.announce(&claim.id);
+            Err(QueueError::Corrupt(message))
+        };
+        let Some(kind) = TaskKind::parse(&record.kind) else {
+            return refuse(format!("unknown task kind {:?}", record.kind)).await;
+        };
+        let payload = match self.sealer.open(&record.payload, &crate::store::sealed::task_payload_binding(&record.id)) {
+            Ok(payload) => payload,
+            Err(error) => {
+                return refuse(format!("the task's input cannot be decrypted ({error}); was the data key changed?"))
+                    .await;
+            }
+        };
+        Ok(Task {
+            id: record.id,
+            kind,
+            owner: record.owner,
+            payload,
+            attempt: u32::try_from(record.attempts).unwrap_or(u32::MAX),
+            max_attempts: u32::try_from(record.max_attempts).unwrap_or(1),
+            created_at: record.created_at,
+        })
     }
 }
 
@@ -83,53 +144,16 @@ impl TaskQueue for EmbeddedQueue {
         subject: Option<i64>,
         payload: &[u8],
     ) -> Result<String, QueueError> {
-        let depth = task_store::count_queued(&self.db).await?.max(0) as u64;
-        if depth >= self.max_depth {
-            return Err(QueueError::Full { depth });
-        }
-        let id = kind.new_id();
-        let task = NewTask {
-            id: &id,
-            kind: kind.as_str(),
-            owner,
-            subject,
-            payload: self.sealer.seal(payload, &crate::store::sealed::task_payload_binding(&id)),
-            max_attempts: i64::from(self.max_attempts),
-        };
-        task_store::insert(&self.db, task).await?;
+        let id = self.insert(&self.db, kind, owner, subject, payload).await?;
         self.work.notify_one();
         Ok(id)
     }
 
     async fn claim(&self) -> Result<Option<Task>, QueueError> {
-        let Some(record) = task_store::claim_next(&self.db, self.lease_until()).await? else {
-            return Ok(None);
-        };
-        let claim = TaskClaim { id: record.id.clone(), attempt: record.attempts };
-        let refuse = |message: String| async move {
-            task_store::finish(&self.db, &claim, task_store::FAILED, None, Some(message.clone()), 0).await?;
-            self.announce(&claim.id);
-            Err(QueueError::Corrupt(message))
-        };
-        let Some(kind) = TaskKind::parse(&record.kind) else {
-            return refuse(format!("unknown task kind {:?}", record.kind)).await;
-        };
-        let payload = match self.sealer.open(&record.payload, &crate::store::sealed::task_payload_binding(&record.id)) {
-            Ok(payload) => payload,
-            Err(error) => {
-                return refuse(format!("the task's input cannot be decrypted ({error}); was the data key changed?"))
-                    .await;
-            }
-        };
-        Ok(Some(Task {
-            id: record.id,
-            kind,
-            owner: record.owner,
-            payload,
-            attempt: u32::try_from(record.attempts).unwrap_or(u32::MAX),
-            max_attempts: u32::try_from(record.max_attempts).unwrap_or(1),
-            created_at: record.created_at,
-        }))
+        match task_store::claim_next(&self.db, self.lease_until()).await? {
+            Some(record) => self.open_claimed(record).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn heartbeat(&self, task: &Task) -> Result<Recorded, QueueError> {

@@ -1,8 +1,9 @@
 //! Durable background tasks. [`TaskQueue`] is the seam: [`embedded::EmbeddedQueue`]
-//! keeps tasks as database rows (the default, nothing else to run); a broker-backed
-//! queue can implement the same trait. [`worker`] runs them on a pool of workers.
+//! keeps tasks as database rows (the default, nothing else to run); [`amqp::AmqpQueue`]
+//! hands them to workers through RabbitMQ, the rows staying the truth. [`worker`] runs them on a pool of workers.
 
 pub mod admission;
+pub mod amqp;
 pub mod embedded;
 pub mod worker;
 
@@ -126,6 +127,24 @@ pub enum QueueError {
     Store(#[from] StoreError),
     #[error("a queued task could not be decrypted: {0}")]
     Corrupt(String),
+    /// The broker cannot take the task now; nothing was queued.
+    #[error("the task queue is unavailable ({0}); try again shortly")]
+    Unavailable(String),
+}
+
+/// What the broker says about its queues, for the health check.
+#[derive(Debug, Clone)]
+pub struct BrokerHealth {
+    /// `None` when the broker is unreachable.
+    pub reachable: bool,
+    pub response_time: Duration,
+    /// Messages waiting per task kind (delivered but unacknowledged ones not counted).
+    pub ready: Vec<(TaskKind, u32)>,
+    /// Workers consuming per task kind, over every process.
+    pub consumers: Vec<(TaskKind, u32)>,
+    /// Messages of tasks that failed every attempt.
+    pub dead_letters: u32,
+    pub error: Option<String>,
 }
 
 /// A task's writes were refused: the worker's lease had expired and another worker
@@ -227,4 +246,11 @@ pub trait TaskQueue: Send + Sync {
     async fn wait_for_work(&self, timeout: Duration);
     /// Announces the id of every task that finishes.
     fn finished(&self) -> tokio::sync::broadcast::Receiver<String>;
+    /// The worker let go of `task` without recording how it ended (its lease was lost):
+    /// whoever holds the task now decides.
+    async fn abandon(&self, _task: &Task) {}
+    /// The broker's figures; `None` when the queue has no broker.
+    async fn broker_health(&self) -> Option<BrokerHealth> {
+        None
+    }
 }

@@ -153,7 +153,10 @@ async fn run_one(
     };
     metrics.record_task(task.kind.as_str(), counted_as, elapsed);
     let recorded = match outcome {
-        Ok(Err(failure)) if failure.lease_lost => Ok(Recorded::LeaseLost),
+        Ok(Err(failure)) if failure.lease_lost => {
+            queue.abandon(&task).await;
+            Ok(Recorded::LeaseLost)
+        }
         Ok(Ok(result)) => {
             tracing::info!(task.id = %task.id, task.kind = task.kind.as_str(), duration_ms = elapsed.as_millis() as u64, "task completed");
             queue.complete(&task, &result, elapsed).await

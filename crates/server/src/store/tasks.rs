@@ -71,7 +71,7 @@ pub struct NewTask<'a> {
     pub max_attempts: i64,
 }
 
-pub async fn insert(db: &Db, task: NewTask<'_>) -> StoreResult<()> {
+pub async fn insert(db: &impl Exec, task: NewTask<'_>) -> StoreResult<()> {
     let statement = Query::insert()
         .into_table(Tasks::Table)
         .columns([
@@ -147,6 +147,16 @@ pub async fn claim_next(db: &Db, lease_until: DateTime<Utc>) -> StoreResult<Opti
     let order = [Tasks::CreatedAt.into_iden()];
     let statement =
         leased().claim(claimable(now), &order, lease_until, vec![(Tasks::StartedAt.into_iden(), now.into())]);
+    db.fetch_optional(&statement).await
+}
+
+/// Takes task `id` under a lease until `lease_until` if it is claimable (the broker
+/// handed its message to this worker); `None` when it has finished, is held by a live
+/// lease, or does not exist.
+pub async fn claim_by_id(db: &Db, id: &str, lease_until: DateTime<Utc>) -> StoreResult<Option<TaskRecord>> {
+    let now = Utc::now();
+    let this_task = Cond::all().add(claimable(now)).add(Expr::col(Tasks::Id).eq(id));
+    let statement = leased().claim(this_task, &[], lease_until, vec![(Tasks::StartedAt.into_iden(), now.into())]);
     db.fetch_optional(&statement).await
 }
 
