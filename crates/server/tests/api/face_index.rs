@@ -1,7 +1,12 @@
-//! The feed of face index changes: how it numbers changes.
+//! The feed of face index changes: how it numbers changes, and a second server following
+//! what the first one enrolls and erases.
 
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
 use rollcall_server::store::{Db, face_index_changes, templates};
 
+use crate::face::{enroll, verify};
 use crate::helpers::*;
 
 #[tokio::test]
@@ -36,4 +41,33 @@ async fn changes_are_numbered_in_commit_order_and_rolled_back_ones_leave_no_trac
     assert!(face_index_changes::after(&db, 0, 10).await.unwrap().is_empty());
     assert_eq!(face_index_changes::latest(&db).await.unwrap(), second, "purging keeps the numbering");
     db.close().await;
+}
+
+/// Verifies through `app` until the result is `recognised` (or not); a verification asked
+/// for two seconds after the start that still says otherwise fails the test.
+async fn wait_until_recognised(app: &TestApp, recognised: bool, change: &str) {
+    let started = Instant::now();
+    loop {
+        let asked_after = started.elapsed();
+        let result = verify(app, &app.admin_token, "obama3.jpg").await;
+        if result["recognized"] == recognised {
+            return;
+        }
+        assert!(asked_after < Duration::from_secs(2), "{change} had not reached the second server: {result}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_second_server_follows_the_enrollments_and_erasures_of_the_first() {
+    let first = spawn_face_app().await;
+    let second = spawn_face_app_beside(&first, |_| {}).await;
+    first.create_user("OBAMA", "faculty", "Government").await;
+
+    assert_eq!(enroll(&first, "OBAMA", &["obama.jpg", "obama2.jpg"]).await["success"], true);
+    wait_until_recognised(&second, true, "the enrollment").await;
+
+    let erase = first.request(Method::DELETE, "/face/templates/OBAMA/", Some(&first.admin_token), None).await;
+    assert_eq!(erase.status(), StatusCode::NO_CONTENT);
+    wait_until_recognised(&second, false, "the erasure").await;
 }
