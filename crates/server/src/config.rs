@@ -92,6 +92,10 @@ pub struct Config {
     pub task_workers: usize,
     pub task_max_attempts: u32,
     pub task_lease_secs: u64,
+    /// How often the matching index applies other processes' changes (see
+    /// [`crate::domain::face::follow_index_changes`]).
+    #[serde(deserialize_with = "index_sync_interval_ms")]
+    pub index_sync_interval_ms: u64,
     pub task_max_queue_depth: u64,
     /// Longest estimated wait a new task is admitted to (see [`crate::queue::admission`]).
     pub max_queue_wait_secs: u64,
@@ -282,6 +286,12 @@ fn retention_days<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Erro
 /// Failed checks before an incident: 1 to 100.
 fn min_failures<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     within(d, 1..=100, "failed checks")
+}
+
+/// Often enough that another process's change is recognised within a second, rarely
+/// enough that an idle follower costs nothing: 100 ms to 5 s.
+fn index_sync_interval_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    within(d, 100..=5_000, "milliseconds")
 }
 
 /// A value within `range`, or a message naming the setting's limits.

@@ -73,6 +73,13 @@ pub async fn run_with_engine(
     };
     // Cameras submit what they see as tasks: they belong with the API, not with workers.
     let cameras = role.serves_api().then(|| tokio::spawn(state.cameras.clone().run(state.shutdown.clone())));
+    let index_follower = tokio::spawn(domain::face::follow_index_changes(
+        state.face.clone(),
+        state.db.clone(),
+        state.sealer.clone(),
+        Duration::from_millis(state.config.index_sync_interval_ms),
+        state.shutdown.clone(),
+    ));
     let task_queue = state.config.task_queue_backend();
     tracing::info!(%address, role = role.as_str(), database = state.db.backend_name(), task_queue, "rollcall is listening");
     let router = if role.serves_api() { api::router(state.clone()) } else { api::worker_router(state.clone()) };
@@ -105,6 +112,7 @@ pub async fn run_with_engine(
     if let Some(cameras) = cameras {
         let _ = tokio::time::timeout(timeout, cameras).await;
     }
+    let _ = tokio::time::timeout(timeout, index_follower).await;
     if tokio::time::timeout(timeout, deliverer).await.is_err() {
         tracing::warn!("the webhook deliverer did not stop in time");
     }
@@ -113,8 +121,8 @@ pub async fn run_with_engine(
     Ok(())
 }
 
-/// Periodic upkeep: memory kept bounded, expired evidence, unknown visitors and liveness
-/// challenges purged (at start, then hourly).
+/// Periodic upkeep: memory kept bounded, expired evidence, unknown visitors, liveness
+/// challenges and old face index changes purged (at start, then hourly).
 async fn housekeeping(state: AppState) {
     const PURGE_EVERY_TICKS: u32 = 60;
     let retention = state.config.evidence_retention();
@@ -128,6 +136,10 @@ async fn housekeeping(state: AppState) {
             log_purge("expired arrival evidence", retention.purge_expired(&state.db, now).await);
             log_purge("expired unknown visitors", visitors.purge_expired(&state.db, now).await);
             log_purge("expired liveness challenges", domain::liveness::purge_expired(&state.db).await);
+            // Every running process applies a change within a second; an hour leaves room
+            // for one that stalled, and a process that starts loads the index whole.
+            let applied = now - chrono::Duration::hours(1);
+            log_purge("old face index changes", store::face_index_changes::delete_before(&state.db, applied).await);
         }
     }
 }

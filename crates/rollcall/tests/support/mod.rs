@@ -149,6 +149,19 @@ impl Client {
         (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Sends `method` with a JSON body (or none); the status and the body, if JSON.
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}/api/v1{path}", self.base))
+            .header("authorization", &self.authorization);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e:?}"));
+        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn get(&self, path: &str) -> Value {
         let response =
             self.http.get(format!("{}/api/v1{path}", self.base)).header("authorization", &self.authorization);

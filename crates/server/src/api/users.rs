@@ -229,10 +229,8 @@ pub async fn update_user(
     };
     audit::record(&state.db, &client, event).await;
     let user = result?.ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))?;
-    match (existing.is_active, user.is_active) {
-        (true, false) => state.face.forget(user.id),
-        (false, true) => state.face.restore(&state.db, &state.sealer, user.id).await.map_err(ApiError::Internal)?,
-        _ => {}
+    if existing.is_active != user.is_active {
+        state.face.refresh(&state.db, &state.sealer, user.id).await.map_err(ApiError::Internal)?;
     }
     Ok(Json(user.into()))
 }
@@ -340,7 +338,7 @@ pub async fn deactivate_user(
     let changes = UserChanges { is_active: Some(false), ..Default::default() };
     users::apply_changes(&state.db, &state.calendar, id, changes).await?;
     // Deactivated people are never recognised.
-    state.face.forget(id);
+    state.face.refresh(&state.db, &state.sealer, id).await.map_err(ApiError::Internal)?;
     let event = AuditEvent::success(
         "user_deactivate",
         Some(admin.audit_name()),

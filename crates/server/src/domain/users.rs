@@ -139,7 +139,8 @@ pub fn parse_text(field: &'static str, raw: &str, max_len: usize) -> Result<Stri
 }
 
 /// Applies `changes` to user `id` in one transaction; a deactivation also ends the
-/// person's sessions and their enrollments still queued or running. `None` when there is
+/// person's sessions and their enrollments still queued or running, and a change of
+/// activity is added to the index feed for every process to apply. `None` when there is
 /// no such user.
 pub async fn apply_changes(
     db: &store::Db,
@@ -159,6 +160,9 @@ pub async fn apply_changes(
     if updated.is_some() && deactivating {
         store::refresh_tokens::revoke_all_for_user(&tx, id).await?;
         store::tasks::cancel_enrollments(&tx, id, "the person was deactivated before the enrollment ran").await?;
+    }
+    if updated.as_ref().is_some_and(|after| after.is_active != before.is_active) {
+        store::face_index_changes::record(&tx, id).await?;
     }
     tx.commit().await?;
     Ok(updated)

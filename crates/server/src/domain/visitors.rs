@@ -235,7 +235,7 @@ pub async fn enroll(
     number: i64,
     user: &crate::store::users::UserRecord,
 ) -> Result<usize, EnrollError> {
-    use crate::store::{templates, users};
+    use crate::store::{face_index_changes, templates, users};
     let tx = enrollment.db.begin().await?;
     if !users::lock(&tx, user.id).await?.is_some_and(|person| person.is_active) {
         return Err(EnrollError::Inactive(user.employee_id.clone()));
@@ -261,8 +261,9 @@ pub async fn enroll(
             "visitor_id": label(number), "sightings_used": used}),
     };
     enrollment.events.record(&tx, &event).await?;
+    let version = face_index_changes::record(&tx, user.id).await?;
     tx.commit().await?;
-    enrollment.face.remember(user.id, &template);
+    enrollment.face.remember(user.id, &template, version);
     enrollment.events.announce([event]);
     Ok(used)
 }

@@ -200,7 +200,8 @@ impl AmqpQueue {
             .exchange_declare(
                 exchange.as_str().into(),
                 ExchangeKind::Fanout,
-                ExchangeDeclareOptions::default(),
+                // Gone with the last instance's queue: nothing to clean up.
+                ExchangeDeclareOptions { auto_delete: true, ..ExchangeDeclareOptions::default() },
                 FieldTable::default(),
             )
             .await?;
@@ -371,6 +372,7 @@ impl TaskQueue for AmqpQueue {
         payload: &[u8],
     ) -> Result<String, QueueError> {
         let channel = self.publisher()?;
+        self.rows.check_depth().await?;
         let tx = self.rows.db().begin().await?;
         let id = self.rows.insert(&tx, kind, owner, subject, payload).await?;
         self.publish(&channel, kind, &id).await?;

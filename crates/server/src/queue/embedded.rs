@@ -48,8 +48,18 @@ impl EmbeddedQueue {
         let _ = self.finished.send(id.to_owned());
     }
 
-    /// Stores a new task's row through `exec` (the pool, or a transaction that commits
-    /// only once a broker has the task); refuses past the configured depth.
+    /// Refuses a new task past the configured depth.
+    pub(super) async fn check_depth(&self) -> Result<(), QueueError> {
+        let depth = task_store::count_queued(&self.db).await?.max(0) as u64;
+        if depth >= self.max_depth {
+            return Err(QueueError::Full { depth });
+        }
+        Ok(())
+    }
+
+    /// Stores a new task's row through `exec`: the pool, or a transaction that commits
+    /// only once a broker has the task (which then must not wait for another connection
+    /// of the pool while it holds SQLite's write lock).
     pub(super) async fn insert(
         &self,
         exec: &impl Exec,
@@ -58,10 +68,6 @@ impl EmbeddedQueue {
         subject: Option<i64>,
         payload: &[u8],
     ) -> Result<String, QueueError> {
-        let depth = task_store::count_queued(&self.db).await?.max(0) as u64;
-        if depth >= self.max_depth {
-            return Err(QueueError::Full { depth });
-        }
         let id = kind.new_id();
         let task = NewTask {
             id: &id,
@@ -144,6 +150,7 @@ impl TaskQueue for EmbeddedQueue {
         subject: Option<i64>,
         payload: &[u8],
     ) -> Result<String, QueueError> {
+        self.check_depth().await?;
         let id = self.insert(&self.db, kind, owner, subject, payload).await?;
         self.work.notify_one();
         Ok(id)

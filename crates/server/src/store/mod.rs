@@ -11,6 +11,7 @@ pub mod audit;
 pub mod cameras;
 pub mod disputes;
 pub mod evidence;
+pub mod face_index_changes;
 pub mod incidents;
 pub mod lease;
 pub mod liveness_challenges;

@@ -1,8 +1,9 @@
 //! `face_templates` (one encrypted template per person) and `enrollment_images`.
 
 use chrono::Utc;
-use sea_query::{Expr, Iden, OnConflict, Query};
+use sea_query::{Alias as Name, Expr, Func, Iden, OnConflict, Query, SimpleExpr};
 
+use super::face_index_changes::FaceIndexChanges;
 use super::users::Users;
 use super::{Alias, Db, Exec, StoreResult};
 
@@ -102,6 +103,42 @@ pub async fn all_active(db: &Db) -> StoreResult<Vec<SealedTemplate>> {
         .and_where(Expr::col((Users::Table, Users::IsActive)).eq(true))
         .to_owned();
     db.fetch_all(&statement).await
+}
+
+/// What the matching index should hold for one person, as of one change of the feed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct IndexEntry {
+    /// The `seq` of the person's latest change in the feed (0 when none is left).
+    pub version: i64,
+    /// The sealed template, when the person is active and has one.
+    pub template: Option<Vec<u8>>,
+}
+
+/// A person's current [`IndexEntry`]. One statement reads both parts, so the template
+/// is the one the version's change left (one snapshot on either backend).
+pub async fn index_entry(db: &Db, user_id: i64) -> StoreResult<IndexEntry> {
+    let version = Query::select()
+        .expr(Expr::col(FaceIndexChanges::Seq).max())
+        .from(FaceIndexChanges::Table)
+        .and_where(Expr::col(FaceIndexChanges::UserId).eq(user_id))
+        .to_owned();
+    let template = Query::select()
+        .column((FaceTemplates::Table, FaceTemplates::Template))
+        .from(FaceTemplates::Table)
+        .inner_join(
+            Users::Table,
+            Expr::col((Users::Table, Users::Id)).equals((FaceTemplates::Table, FaceTemplates::UserId)),
+        )
+        .and_where(Expr::col((FaceTemplates::Table, FaceTemplates::UserId)).eq(user_id))
+        .and_where(Expr::col((Users::Table, Users::IsActive)).eq(true))
+        .to_owned();
+    let subquery =
+        |select: sea_query::SelectStatement| SimpleExpr::SubQuery(None, Box::new(select.into_sub_query_statement()));
+    let statement = Query::select()
+        .expr_as(Func::coalesce([subquery(version), 0i64.into()]), Name::new("version"))
+        .expr_as(subquery(template), Name::new("template"))
+        .to_owned();
+    db.fetch_one_unique(&statement, &[]).await
 }
 
 /// Replaces a person's kept enrollment photos (sealed) with `sealed`: the photos kept are

@@ -15,6 +15,7 @@ mod errors;
 mod events;
 mod evidence;
 mod face;
+mod face_index;
 mod incidents;
 mod liveness;
 mod maintenance;

@@ -9,7 +9,7 @@ use crate::crypto::Sealer;
 use crate::domain::audit::{self, AuditEvent, Requester};
 use crate::events::{Event, EventKind};
 use crate::queue::{Task, TaskFailure, begin_for_task};
-use crate::store::{Exec, templates, users};
+use crate::store::{Exec, face_index_changes, templates, users};
 
 /// The queued input of an enrollment.
 #[derive(Debug, Serialize, Deserialize)]
@@ -116,10 +116,10 @@ pub(super) async fn run(tasks: &FaceTasks, task: &Task) -> Result<Value, TaskFai
         result["duplicate_of"] = json!(other_id);
     }
     let stored = StoredTemplate { sealed, embeddings: template.embeddings().len() as i64, kept, event: &event };
-    if !store_template(tasks, task, user.id, stored, (&request, &result)).await? {
+    let Some(version) = store_template(tasks, task, user.id, stored, (&request, &result)).await? else {
         return Err(TaskFailure::permanent(format!("user {} was deactivated during the enrollment", user.employee_id)));
-    }
-    tasks.face.remember(user.id, &template);
+    };
+    tasks.face.remember(user.id, &template, version);
     tasks.events.announce([event]);
     Ok(result)
 }
@@ -230,27 +230,28 @@ struct StoredTemplate<'a> {
 
 /// Stores the template, replaces the kept photos and records `enrollment_completed`, in
 /// one transaction that commits only while the task's claim holds and the person is
-/// active (an erasure or deactivation meanwhile ends the task instead). False when the
-/// person was deactivated.
+/// active (an erasure or deactivation meanwhile ends the task instead). The change's `seq`
+/// in the index feed; `None` when the person was deactivated.
 async fn store_template(
     tasks: &FaceTasks,
     task: &Task,
     user_id: i64,
     stored: StoredTemplate<'_>,
     (request, result): (&EnrollRequest, &Value),
-) -> Result<bool, TaskFailure> {
+) -> Result<Option<i64>, TaskFailure> {
     let tx = begin_for_task(&tasks.db, Some(&task.claim())).await?;
     let person = users::lock(&tx, user_id).await.map_err(retryable)?;
     if !person.is_some_and(|p| p.is_active) {
-        return Ok(false);
+        return Ok(None);
     }
     templates::upsert(&tx, user_id, stored.sealed, stored.embeddings).await.map_err(retryable)?;
     // The photos kept are always those of the current template.
     templates::replace_images(&tx, user_id, stored.kept).await.map_err(retryable)?;
     tasks.events.record(&tx, stored.event).await?;
     audit_enrollment(&tx, task, request, result).await?;
+    let version = face_index_changes::record(&tx, user_id).await.map_err(retryable)?;
     tx.commit().await.map_err(retryable)?;
-    Ok(true)
+    Ok(Some(version))
 }
 
 /// Seals the photos the new template was made from (each was decoded from this payload already).

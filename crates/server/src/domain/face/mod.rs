@@ -5,9 +5,12 @@
 mod active;
 mod check_in;
 mod enroll;
+mod sync;
 mod verify;
 
-use std::sync::{Arc, OnceLock, RwLock};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use rollcall_face::{
     CalibrationCurve, ExactIndex, FaceEngine, FaceIndex, Fusion, OpenSetPolicy, Template, Threshold, ThresholdRule,
@@ -19,11 +22,12 @@ use crate::domain::attendance::AttendanceDesk;
 use crate::events::EventBus;
 use crate::queue::worker::TaskRunner;
 use crate::queue::{Task, TaskFailure, TaskKind};
-use crate::store::{Db, tasks, templates};
+use crate::store::{Db, face_index_changes, tasks, templates};
 
 pub use active::ChallengeAnswer;
 pub use check_in::CheckInRequest;
 pub use enroll::EnrollRequest;
+pub use sync::follow_index_changes;
 pub use verify::{BulkOptions, BulkRequest, FrameRequest, MAX_FACES_LIMIT, VerifyRequest};
 
 /// Whether the engine can be used yet.
@@ -38,6 +42,13 @@ pub enum EngineState {
 pub struct FaceService {
     engine: Arc<OnceLock<Result<Arc<FaceEngine>, String>>>,
     index: Arc<RwLock<ExactIndex>>,
+    /// Per person, the `seq` of the feed change (`face_index_changes`) their entry in the
+    /// index reflects. An update older than the entry is dropped, so updates may arrive
+    /// twice or out of order (this process's own writes and the feed's) and the newest
+    /// wins. Locked before `index` when both are.
+    versions: Mutex<HashMap<i64, i64>>,
+    /// The last feed change this process has applied.
+    followed: AtomicI64,
     /// The threshold follows the gallery size: see [`FaceService::rule`].
     policy: OpenSetPolicy,
 }
@@ -59,7 +70,13 @@ impl FaceService {
     /// [`FaceService::set_max_false_accept_rate`]).
     pub fn new(rule: ThresholdRule) -> Self {
         let policy = OpenSetPolicy { min_margin: rule.min_margin, ..OpenSetPolicy::default() };
-        Self { engine: Arc::default(), index: Arc::new(RwLock::new(ExactIndex::new(Fusion::Mean))), policy }
+        Self {
+            engine: Arc::default(),
+            index: Arc::new(RwLock::new(ExactIndex::new(Fusion::Mean))),
+            versions: Mutex::default(),
+            followed: AtomicI64::new(0),
+            policy,
+        }
     }
 
     /// Sets the strangers accepted per stranger probe (`config.max_false_accept_rate`).
@@ -172,14 +189,18 @@ impl FaceService {
         (other.similarity >= threshold).then(|| other.identity.parse().ok()).flatten()
     }
 
-    /// Fills the index from the database: the templates of active people.
+    /// Fills the index from the database: the templates of active people. Following the
+    /// feed starts at the change that was latest before the load, so a change committed
+    /// meanwhile is applied again rather than missed.
     pub async fn load_index(&self, db: &Db, sealer: &Sealer) -> anyhow::Result<usize> {
+        let latest = face_index_changes::latest(db).await?;
         let sealed = templates::all_active(db).await?;
         let mut index = self.index.write().expect("index lock");
         for record in &sealed {
             let template = open_template(sealer, record)?;
             index.upsert(&record.user_id.to_string(), &template);
         }
+        self.followed.store(latest, Ordering::SeqCst);
         Ok(index.len())
     }
 
@@ -187,31 +208,62 @@ impl FaceService {
     /// place of the one in memory (which may hold people deactivated or erased by another
     /// process); how many people it holds.
     pub async fn rebuild_index(&self, db: &Db, sealer: &Sealer) -> anyhow::Result<usize> {
+        let latest = face_index_changes::latest(db).await?;
         let sealed = templates::all_active(db).await?;
         let mut fresh = ExactIndex::new(Fusion::Mean);
         for record in &sealed {
             fresh.upsert(&record.user_id.to_string(), &open_template(sealer, record)?);
         }
-        let enrolled = fresh.len();
-        *self.index.write().expect("index lock") = fresh;
-        Ok(enrolled)
-    }
-
-    pub fn remember(&self, user_id: i64, template: &Template) {
-        self.index.write().expect("index lock").upsert(&user_id.to_string(), template);
-    }
-
-    /// Removes a person from the index (erasure, deactivation).
-    pub fn forget(&self, user_id: i64) {
-        self.index.write().expect("index lock").remove(&user_id.to_string());
-    }
-
-    /// Puts a reactivated person's stored template back into the index.
-    pub async fn restore(&self, db: &Db, sealer: &Sealer, user_id: i64) -> anyhow::Result<()> {
-        if let Some(record) = templates::find(db, user_id).await? {
-            self.remember(user_id, &open_template(sealer, &record)?);
+        // People updated after the snapshot was read may be older in it than in the index
+        // it replaces: reload them.
+        let newer: Vec<i64> = {
+            let versions = self.versions.lock().expect("versions lock");
+            *self.index.write().expect("index lock") = fresh;
+            versions.iter().filter(|(_, version)| **version > latest).map(|(user_id, _)| *user_id).collect()
+        };
+        for user_id in newer {
+            self.refresh(db, sealer, user_id).await?;
         }
+        Ok(self.enrolled_count())
+    }
+
+    /// Puts the template that feed change `version` stored for a person into the index.
+    pub fn remember(&self, user_id: i64, template: &Template, version: i64) {
+        self.apply(user_id, version, Some(template));
+    }
+
+    /// Removes a person from the index as of feed change `version` (erasure, deactivation).
+    pub fn forget(&self, user_id: i64, version: i64) {
+        self.apply(user_id, version, None);
+    }
+
+    /// Reloads a person's entry from the database: their template when they are active and
+    /// have one, else nothing (reactivation, deactivation, changes made by other processes).
+    pub async fn refresh(&self, db: &Db, sealer: &Sealer, user_id: i64) -> anyhow::Result<()> {
+        let entry = templates::index_entry(db, user_id).await?;
+        let template = match &entry.template {
+            Some(sealed) => Some(open_sealed(sealer, user_id, sealed)?),
+            None => None,
+        };
+        self.apply(user_id, entry.version, template.as_ref());
         Ok(())
+    }
+
+    /// Sets a person's entry, unless the index already reflects a later change.
+    fn apply(&self, user_id: i64, version: i64, template: Option<&Template>) {
+        let mut versions = self.versions.lock().expect("versions lock");
+        let current = versions.entry(user_id).or_insert(version);
+        if *current > version {
+            return;
+        }
+        *current = version;
+        let mut index = self.index.write().expect("index lock");
+        match template {
+            Some(template) => index.upsert(&user_id.to_string(), template),
+            None => {
+                index.remove(&user_id.to_string());
+            }
+        }
     }
 
     pub fn enrolled_count(&self) -> usize {
@@ -239,20 +291,25 @@ impl FaceService {
 }
 
 fn open_template(sealer: &Sealer, sealed: &templates::SealedTemplate) -> anyhow::Result<Template> {
-    let bytes = sealer.open(&sealed.template, &crate::store::sealed::template_binding(sealed.user_id))?;
+    open_sealed(sealer, sealed.user_id, &sealed.template)
+}
+
+fn open_sealed(sealer: &Sealer, user_id: i64, sealed: &[u8]) -> anyhow::Result<Template> {
+    let bytes = sealer.open(sealed, &crate::store::sealed::template_binding(user_id))?;
     Ok(Template::from_bytes(&bytes)?)
 }
 
 /// Erases a person's biometric data — template, kept photos, the face crops of their
 /// logs, and their enrollments still queued or running (with the photos in them) — in one
-/// transaction; then the matching
-/// index forgets them. False when there was no template.
+/// transaction that also tells the other processes; then the matching index forgets them.
+/// False when there was no template.
 pub async fn erase(db: &Db, face: &FaceService, user_id: i64) -> anyhow::Result<bool> {
     let tx = db.begin().await?;
     tasks::cancel_enrollments(&tx, user_id, "the person's face data was erased before the enrollment ran").await?;
     let erased = templates::erase(&tx, user_id).await?;
+    let version = face_index_changes::record(&tx, user_id).await?;
     tx.commit().await?;
-    face.forget(user_id);
+    face.forget(user_id, version);
     Ok(erased)
 }
 
