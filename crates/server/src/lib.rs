@@ -16,6 +16,7 @@ pub mod limiter;
 pub mod metrics;
 pub mod outbound;
 pub mod queue;
+pub mod redis_link;
 pub mod render;
 pub mod store;
 pub mod telemetry;
