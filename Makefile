@@ -6,7 +6,7 @@ export ROLLCALL_FIXTURES_DIR ?= $(CURDIR)/fixtures
 export ROLLCALL_MODELS_DIR ?= $(CURDIR)/data/models
 CARGO ?= cargo
 
-.PHONY: run build models fixtures web test-tools check test test-postgres bench eval-calibration clean-data
+.PHONY: run build models fixtures web test-tools check test test-postgres test-redis bench eval-calibration clean-data
 
 run: models web
 	$(CARGO) run --release --bin rollcall -- serve
@@ -43,6 +43,13 @@ test-postgres: models fixtures web test-tools
 	@test -n "$$ROLLCALL_TEST_POSTGRES_URL" || { echo "set ROLLCALL_TEST_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/test"; exit 2; }
 	# --workspace keeps the features (and so the build) that `make test` made.
 	$(CARGO) nextest run --workspace --no-fail-fast -E 'package(rollcall-server) | (package(rollcall) & binary(processes))'
+
+# The tests of the state API instances share through Redis (rate limits, live events,
+# health), against the Redis at ROLLCALL_TEST_REDIS_URL (default: the local one). Each test
+# keeps to a key prefix of its own.
+test-redis: models fixtures web test-tools
+	ROLLCALL_TEST_REDIS_URL=$${ROLLCALL_TEST_REDIS_URL:-redis://127.0.0.1:6379} \
+	  $(CARGO) nextest run --workspace --no-fail-fast -E 'test(/redis/)'
 
 bench: models fixtures
 	$(CARGO) bench -p rollcall-face

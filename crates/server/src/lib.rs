@@ -2,8 +2,9 @@
 //!
 //! Layers, from the edge inwards: [`api`] (axum: routing, auth, errors, OpenAPI) →
 //! [`domain`] (use cases and policies) → [`store`] (SQLite or PostgreSQL through one
-//! code path). [`limiter`] holds the rate-limit interface and its in-process
-//! implementation. The binary and the tests start the same [`run`].
+//! code path). [`limiter`] holds the rate-limit interface and its in-process and Redis
+//! implementations; [`redis_link`] is the state API instances share when Redis is
+//! configured. The binary and the tests start the same [`run`].
 
 pub mod api;
 pub mod app;
