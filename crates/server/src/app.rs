@@ -98,7 +98,8 @@ impl App {
         bootstrap_admin(&db, auth.passwords(), &config).await?;
         let sealer = data_sealer(&config)?;
         let webhook_wakeup = Wakeup::default();
-        let events = Arc::new(EventBus::new(vec![Arc::new(WebhookOutbox::new(webhook_wakeup.clone()))]));
+        let sinks: Vec<Arc<dyn crate::events::EventSink>> = vec![Arc::new(WebhookOutbox::new(webhook_wakeup.clone()))];
+        let events = Arc::new(if redis.is_some() { EventBus::relayed(sinks) } else { EventBus::new(sinks) });
         let cooldown = std::time::Duration::from_secs(config.attendance_cooldown_secs);
         let calendar = Calendar::new(config.timezone, config.working_days);
         attendance_counts::ensure_zone(&db, &calendar).await.context("cannot count attendance per day")?;

@@ -69,6 +69,10 @@ pub async fn run_with_engine(
         state.shutdown.clone(),
     );
     let cameras = tokio::spawn(state.cameras.clone().run(state.shutdown.clone()));
+    let event_relay = state
+        .redis
+        .clone()
+        .map(|link| tokio::spawn(events::relay::run(link, state.events.clone(), state.shutdown.clone())));
     tracing::info!(%address, database = state.db.backend_name(), "rollcall is listening");
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
@@ -97,6 +101,11 @@ pub async fn run_with_engine(
     }
     sweeper.abort();
     let _ = tokio::time::timeout(timeout, cameras).await;
+    if let Some(relay) = event_relay
+        && tokio::time::timeout(timeout, relay).await.is_err()
+    {
+        tracing::warn!("the live event relay did not stop in time");
+    }
     if tokio::time::timeout(timeout, deliverer).await.is_err() {
         tracing::warn!("the webhook deliverer did not stop in time");
     }
