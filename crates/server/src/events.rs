@@ -98,7 +98,7 @@ impl EventBus {
     }
 
     /// A bus whose announced events are also handed to [`relay::run`] for the other
-    /// instances. Events beyond [`EventBus::LIVE_BUFFER`] waiting to leave (Redis down)
+    /// instances. Events beyond the live buffer (1,024) waiting to leave (Redis down)
     /// are not relayed.
     pub fn relayed(sinks: Vec<Arc<dyn EventSink>>) -> Self {
         let (sender, receiver) = mpsc::channel(Self::LIVE_BUFFER);
