@@ -21,6 +21,7 @@ mod maintenance;
 mod mobile;
 mod operations;
 mod rate_limits;
+mod redis;
 mod reports;
 mod roles;
 mod summary;
