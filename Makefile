@@ -6,7 +6,7 @@ export ROLLCALL_FIXTURES_DIR ?= $(CURDIR)/fixtures
 export ROLLCALL_MODELS_DIR ?= $(CURDIR)/data/models
 CARGO ?= cargo
 
-.PHONY: run build models fixtures web test-tools check test test-postgres test-scale-out bench eval-calibration clean-data
+.PHONY: run build models fixtures web test-tools check test test-postgres test-scale-out test-redis bench eval-calibration clean-data
 
 run: models web
 	$(CARGO) run --release --bin rollcall -- serve
@@ -44,11 +44,20 @@ test-postgres: models fixtures web test-tools
 	# --workspace keeps the features (and so the build) that `make test` made.
 	$(CARGO) nextest run --workspace --no-fail-fast -E 'package(rollcall-server) | (package(rollcall) & binary(processes))'
 
-# Two API instances and two workers as separate processes on PostgreSQL and RabbitMQ
-# (needs ROLLCALL_TEST_AMQP_URL and ROLLCALL_TEST_POSTGRES_URL, and rabbitmqctl).
+# Two API instances and two workers as separate processes on PostgreSQL, RabbitMQ and
+# Redis (needs ROLLCALL_TEST_AMQP_URL, ROLLCALL_TEST_REDIS_URL and, for PostgreSQL,
+# ROLLCALL_TEST_POSTGRES_URL; rabbitmqctl closes the broker's connections mid-test).
 test-scale-out: models fixtures web
 	@test -n "$$ROLLCALL_TEST_AMQP_URL" || { echo "set ROLLCALL_TEST_AMQP_URL, e.g. amqp://guest:guest@127.0.0.1:5672/%2f"; exit 2; }
+	@test -n "$$ROLLCALL_TEST_REDIS_URL" || { echo "set ROLLCALL_TEST_REDIS_URL, e.g. redis://127.0.0.1:6379"; exit 2; }
 	$(CARGO) nextest run --workspace --no-fail-fast -E 'package(rollcall) & binary(scale_out)'
+
+# The tests of the state API instances share through Redis (rate limits, live events,
+# health), against the Redis at ROLLCALL_TEST_REDIS_URL (default: the local one). Each test
+# keeps to a key prefix of its own.
+test-redis: models fixtures web test-tools
+	ROLLCALL_TEST_REDIS_URL=$${ROLLCALL_TEST_REDIS_URL:-redis://127.0.0.1:6379} \
+	  $(CARGO) nextest run --workspace --no-fail-fast -E 'test(/redis/)'
 
 bench: models fixtures
 	$(CARGO) bench -p rollcall-face

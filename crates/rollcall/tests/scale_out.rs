@@ -1,13 +1,15 @@
 //! Scale-out on real engines: two API instances (`rollcall serve --no-workers`) and two
 //! workers (`rollcall worker`) as separate processes of one deployment — one database
 //! (PostgreSQL when `ROLLCALL_TEST_POSTGRES_URL` is set), one RabbitMQ under a queue
-//! prefix of the test's own. Tasks submitted through either instance run on the workers
-//! exactly once, through a worker killed mid-burst and the broker closing every
-//! connection mid-burst.
+//! prefix of the test's own, one Redis under a key prefix of its own. Tasks submitted
+//! through either instance run on the workers exactly once, through a worker killed
+//! mid-burst and the broker closing every connection mid-burst; arrivals verified through
+//! one instance reach a live-event client of the other; one caller's rate limit is shared.
 //!
-//! Needs `ROLLCALL_TEST_AMQP_URL` (e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`) and
-//! `rabbitmqctl` on the machine (to close connections and remove the test's queues);
-//! without the URL it says so and passes (`make test` needs no broker; `.ci/run` sets it).
+//! Needs `ROLLCALL_TEST_AMQP_URL` (e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`),
+//! `ROLLCALL_TEST_REDIS_URL` (e.g. `redis://127.0.0.1:6379`) and `rabbitmqctl` on the
+//! machine (to close connections and remove the test's queues); without the URLs it says
+//! so and passes (`make test` needs neither; `.ci/run` sets them).
 
 mod support;
 
@@ -25,12 +27,39 @@ const BURST: usize = 30;
 /// Submissions in flight at once.
 const IN_FLIGHT: usize = 8;
 
-fn test_broker() -> Option<String> {
-    let url = std::env::var("ROLLCALL_TEST_AMQP_URL").ok().filter(|url| !url.is_empty());
-    if url.is_none() {
-        eprintln!("skipped: set ROLLCALL_TEST_AMQP_URL (e.g. amqp://guest:guest@127.0.0.1:5672/%2f) to run");
+fn test_engines() -> Option<(String, String)> {
+    let var = |name: &str| std::env::var(name).ok().filter(|url| !url.is_empty());
+    let engines = var("ROLLCALL_TEST_AMQP_URL").zip(var("ROLLCALL_TEST_REDIS_URL"));
+    if engines.is_none() {
+        eprintln!(
+            "skipped: set ROLLCALL_TEST_AMQP_URL (amqp://guest:guest@127.0.0.1:5672/%2f) and ROLLCALL_TEST_REDIS_URL (redis://127.0.0.1:6379)"
+        );
     }
-    url
+    engines
+}
+
+/// The `data` of the next `count` events of `kind` on a Server-Sent Events stream.
+async fn next_events(stream: &mut reqwest::Response, kind: &str, count: usize) -> Vec<Value> {
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    let read = async {
+        while events.len() < count {
+            let chunk = stream.chunk().await.expect("stream readable").expect("stream still open");
+            buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+            while let Some(end) = buffer.find("\n\n") {
+                let message: String = buffer.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    message.lines().find_map(|line| line.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_owned()))
+                };
+                if field("event").as_deref() == Some(kind) {
+                    events.push(serde_json::from_str(&field("data").unwrap()).unwrap());
+                }
+            }
+        }
+    };
+    let done = tokio::time::timeout(Duration::from_secs(30), read).await;
+    assert!(done.is_ok(), "{} of {count} {kind} events arrived", events.len());
+    events
 }
 
 fn rabbitmqctl(args: &[&str]) -> String {
@@ -138,17 +167,20 @@ async fn start(dir: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn api_instances_and_workers_on_rabbitmq_run_every_task_exactly_once() {
-    let Some(amqp_url) = test_broker() else { return };
+    let Some((amqp_url, redis_url)) = test_engines() else { return };
     let dir = tempfile::tempdir().unwrap();
     let database_url = shared_database(dir.path()).await;
     let prefix = format!("test-{}.", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let _queues = TestQueues(prefix.clone());
+    let redis_prefix = format!("rollcall-test:{prefix}");
     let data_key = rollcall_server::crypto::Sealer::generate_key();
     let env = [
         ("ROLLCALL_DATABASE_URL", database_url.as_str()),
         ("ROLLCALL_DATA_KEY", data_key.as_str()),
         ("ROLLCALL_AMQP_URL", amqp_url.as_str()),
         ("ROLLCALL_AMQP_QUEUE_PREFIX", prefix.as_str()),
+        ("ROLLCALL_REDIS_URL", redis_url.as_str()),
+        ("ROLLCALL_REDIS_KEY_PREFIX", redis_prefix.as_str()),
         ("ROLLCALL_TASK_WORKERS", "2"),
         // A killed worker's tasks are taken over once their lease expires.
         ("ROLLCALL_TASK_LEASE_SECS", "3"),
@@ -158,6 +190,9 @@ async fn api_instances_and_workers_on_rabbitmq_run_every_task_exactly_once() {
         ("ROLLCALL_RATE_LIMIT_FACE_VERIFICATION_REQUESTS", "100000"),
         ("ROLLCALL_RATE_LIMIT_TASK_STATUS_REQUESTS", "100000"),
         ("ROLLCALL_RATE_LIMIT_GENERAL_REQUESTS", "100000"),
+        // Small enough to spend from the test, counted across both instances.
+        ("ROLLCALL_RATE_LIMIT_REPORTS_REQUESTS", "6"),
+        ("ROLLCALL_RATE_LIMIT_REPORTS_PER_SECS", "3600"),
     ];
     let api_a = start(dir.path(), "api-a", &["serve", "--no-workers"], &env).await;
     let api_b = start(dir.path(), "api-b", &["serve", "--no-workers"], &env).await;
@@ -170,12 +205,20 @@ async fn api_instances_and_workers_on_rabbitmq_run_every_task_exactly_once() {
     assert_eq!(health["services"]["task_queue"]["backend"], "rabbitmq", "{health}");
     assert_eq!(health["services"]["rabbitmq"]["status"], "healthy", "{health}");
     assert_eq!(health["services"]["rabbitmq"]["consumers"]["verify"], 2, "one consumer per worker process: {health}");
+    assert_eq!(health["services"]["redis"]["status"], "healthy", "{health}");
 
     // Enrolled through A: the enrollment runs on a worker, and both workers know him.
     enroll_obama(&session_a).await;
     let obama: &'static str = jpeg_data_uri(&fixture("obama3.jpg")).leak();
     let stranger: &'static str = jpeg_data_uri(&fixture("biden.jpg")).leak();
     let photos = (0..PHOTOS).map(|n| if n % 5 == 4 { stranger } else { obama }).collect();
+    let mut live_on_a = http
+        .get(format!("{}/api/v1/events/", api_a.base))
+        .header("authorization", &session_a.authorization)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live_on_a.status(), 200);
     let (ids, _) = submit_all(&session_b, photos).await;
     let mut statuses = all_finished(&session_b, &ids).await;
     assert_completed(&statuses, false);
@@ -187,6 +230,31 @@ async fn api_instances_and_workers_on_rabbitmq_run_every_task_exactly_once() {
             .all(|status| status["result"]["employee_id"] != "OBAMA" || status["result"]["attendance_logged"] == true),
         "each of Obama's photos is an arrival (no cooldown)"
     );
+    // Verified through B on the workers, seen live on A, each once.
+    let seen: Vec<i64> = next_events(&mut live_on_a, "attendance_logged", recognised)
+        .await
+        .iter()
+        .map(|event| event["data"]["attendance_id"].as_i64().unwrap())
+        .collect();
+    let logged: HashSet<i64> =
+        statuses.iter().filter_map(|status| status["result"]["attendance_id"].as_i64()).collect();
+    assert_eq!(seen.len(), logged.len(), "no arrival announced twice");
+    assert_eq!(seen.into_iter().collect::<HashSet<_>>(), logged, "A's live clients saw every arrival B verified");
+    drop(live_on_a);
+
+    // One caller's report quota (6 an hour) is spent across both instances.
+    let report = |session: &Client| {
+        let (http, base, authorization) = (session.http.clone(), session.base.clone(), session.authorization.clone());
+        async move {
+            let url = format!("{base}/api/v1/reports/attendance/");
+            http.get(url).header("authorization", authorization).send().await.unwrap().status().as_u16()
+        }
+    };
+    let mut answers = Vec::new();
+    for session in [&session_a, &session_b, &session_a, &session_b, &session_a, &session_b, &session_a, &session_b] {
+        answers.push(report(session).await);
+    }
+    assert_eq!(answers, [200, 200, 200, 200, 200, 200, 429, 429], "the quota holds across both instances");
 
     // A worker killed mid-burst: the other takes its tasks over, each still runs to
     // visible effect once.

@@ -21,11 +21,13 @@ use crate::domain::users::{Email, NewPassword, Role};
 use crate::events::EventBus;
 use crate::limiter::inflight::InflightBytes;
 use crate::limiter::memory::InProcessLimiter;
+use crate::limiter::redis::RedisLimiter;
 use crate::limiter::{Category, Quota, RateLimiter};
 use crate::queue::TaskQueue;
 use crate::queue::admission::Admission;
 use crate::queue::amqp::{AmqpQueue, AmqpSettings};
 use crate::queue::embedded::EmbeddedQueue;
+use crate::redis_link::RedisLink;
 use crate::store::{self, Db};
 use crate::webhooks::{DelivererParts, Wakeup, WebhookOutbox};
 use rollcall_face::{CalibrationCurve, EngineConfig, FaceEngine, ThresholdRule};
@@ -35,6 +37,9 @@ pub struct App {
     pub db: Db,
     pub auth: Authenticator,
     pub limiter: Arc<dyn RateLimiter>,
+    /// Where instances share rate limits and live events (`redis_url`); `None`: this
+    /// instance keeps them itself.
+    pub redis: Option<Arc<RedisLink>>,
     /// Encrypts biometric data and secrets at rest.
     pub sealer: Sealer,
     pub events: Arc<EventBus>,
@@ -89,13 +94,13 @@ impl App {
         let passwords = PasswordPool::default();
         let auth =
             Authenticator::new(&secret, config.access_token_ttl_secs, config.refresh_token_ttl_secs, passwords).await?;
-        let limiter = Arc::new(InProcessLimiter::new(
-            Category::ALL.into_iter().map(|category| (category, Quota::for_category(&config, category))),
-        ));
+        let redis = redis_link(&config)?;
+        let limiter = rate_limiter(&config, redis.clone());
         bootstrap_admin(&db, auth.passwords(), &config).await?;
         let sealer = data_sealer(&config)?;
         let webhook_wakeup = Wakeup::default();
-        let events = Arc::new(EventBus::new(vec![Arc::new(WebhookOutbox::new(webhook_wakeup.clone()))]));
+        let sinks: Vec<Arc<dyn crate::events::EventSink>> = vec![Arc::new(WebhookOutbox::new(webhook_wakeup.clone()))];
+        let events = Arc::new(if redis.is_some() { EventBus::relayed(sinks) } else { EventBus::new(sinks) });
         let cooldown = std::time::Duration::from_secs(config.attendance_cooldown_secs);
         let calendar = Calendar::new(config.timezone, config.working_days);
         attendance_counts::ensure_zone(&db, &calendar).await.context("cannot count attendance per day")?;
@@ -120,6 +125,7 @@ impl App {
             db,
             auth,
             limiter,
+            redis,
             sealer,
             events,
             attendance,
@@ -189,6 +195,27 @@ fn task_queue(config: &Config, db: &Db, sealer: &Sealer, shutdown: &Cancellation
     AmqpQueue::start(rows, settings, shutdown.clone())
 }
 
+/// The connection to Redis when `redis_url` is set. It is made on first use, so a Redis
+/// that is down does not stop the start.
+fn redis_link(config: &Config) -> anyhow::Result<Option<Arc<RedisLink>>> {
+    let Some(url) = &config.redis_url else {
+        return Ok(None);
+    };
+    let link = RedisLink::open(url, &config.redis_key_prefix)?;
+    tracing::info!(redis.url = %link.masked_url(), redis.key_prefix = %config.redis_key_prefix,
+        "sharing rate limits and live events through Redis");
+    Ok(Some(Arc::new(link)))
+}
+
+/// The spec's quotas, counted in Redis when there is one, else in this process.
+fn rate_limiter(config: &Config, redis: Option<Arc<RedisLink>>) -> Arc<dyn RateLimiter> {
+    let quotas = Category::ALL.into_iter().map(|category| (category, Quota::for_category(config, category)));
+    match redis {
+        Some(link) => Arc::new(RedisLimiter::new(link, quotas, config.rate_limit_on_redis_error)),
+        None => Arc::new(InProcessLimiter::new(quotas)),
+    }
+}
+
 fn face_service(config: &Config, engine: Option<Arc<FaceEngine>>) -> anyhow::Result<FaceService> {
     let rule = ThresholdRule::default();
     let mut service = match engine {
@@ -217,7 +244,7 @@ pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-/// The database URL without its password, for messages.
+/// A database or Redis URL without its password, for messages.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {

@@ -64,6 +64,13 @@ pub struct Config {
     pub rate_limit_reports_per_secs: u64,
     pub rate_limit_general_requests: u32,
     pub rate_limit_general_per_secs: u64,
+    /// Where API instances share rate limits and live events (`None`: each keeps its own).
+    #[serde(deserialize_with = "redis_url")]
+    pub redis_url: Option<SecretString>,
+    /// Starts every Redis key and channel name of this deployment.
+    #[serde(deserialize_with = "redis_key_prefix")]
+    pub redis_key_prefix: String,
+    pub rate_limit_on_redis_error: RedisErrorPolicy,
     /// Proxies whose `X-Forwarded-For` is believed (CIDRs); empty: the socket peer is the client.
     #[serde(deserialize_with = "list_or_comma_separated")]
     pub trusted_proxies: Vec<IpNet>,
@@ -166,6 +173,16 @@ impl ProcessRole {
 pub enum LogFormat {
     Pretty,
     Json,
+}
+
+/// What rate limiting does while the shared limits in Redis cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisErrorPolicy {
+    /// Requests go on, counted by this instance alone (as without Redis).
+    Open,
+    /// Requests that a quota applies to get 503 with `Retry-After`.
+    Closed,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -351,6 +368,31 @@ fn challenge_directions<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Ch
     Ok(steps)
 }
 
+/// A `redis://` (or `unix://`) URL, or empty for none. TLS (`rediss://`) is not built in.
+fn redis_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    use secrecy::ExposeSecret as _;
+    let Some(url) = empty_as_none::<D, SecretString>(d)? else {
+        return Ok(None);
+    };
+    let scheme = url.expose_secret().split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("redis" | "unix" | "redis+unix") => Ok(Some(url)),
+        _ => Err(serde::de::Error::custom("redis_url must be a redis:// or unix:// URL (rediss:// is not supported)")),
+    }
+}
+
+/// 1 to 64 printable characters without spaces, so that keys stay readable in `redis-cli`.
+fn redis_key_prefix<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let prefix = String::deserialize(d)?;
+    let printable = prefix.chars().all(|c| c.is_ascii_graphic());
+    if prefix.is_empty() || prefix.len() > 64 || !printable {
+        return Err(serde::de::Error::custom(format!(
+            "redis_key_prefix {prefix:?}: give 1 to 64 printable ASCII characters without spaces"
+        )));
+    }
+    Ok(prefix)
+}
+
 /// An empty string means "not set" (the defaults file can only spell a missing value so).
 fn empty_as_none<'de, D: serde::Deserializer<'de>, T: From<String>>(d: D) -> Result<Option<T>, D::Error> {
     let value = Option::<String>::deserialize(d)?;
@@ -431,6 +473,27 @@ mod tests {
         assert_eq!(config.working_days.to_string(), "mon,tue,sun");
         assert!(parse("timezone = \"Mars/Olympus\"").unwrap_err().contains("Mars/Olympus"));
         assert!(parse("working_days = [\"mon\", \"someday\"]").unwrap_err().contains("someday"));
+    }
+
+    #[test]
+    fn redis_is_off_by_default_and_its_settings_are_checked() {
+        let config = Config::with_data_dir("./data");
+        assert!(config.redis_url.is_none());
+        assert_eq!(config.redis_key_prefix, "rollcall:");
+        assert_eq!(config.rate_limit_on_redis_error, RedisErrorPolicy::Open);
+        let parse = |toml: &str| {
+            Figment::from(Toml::string(DEFAULTS_TOML))
+                .merge(Toml::string(toml))
+                .extract::<Config>()
+                .map_err(|error| error.to_string())
+        };
+        let config = parse("redis_url = \"redis://:pw@cache:6379/2\"\nrate_limit_on_redis_error = \"closed\"").unwrap();
+        assert!(config.redis_url.is_some());
+        assert_eq!(config.rate_limit_on_redis_error, RedisErrorPolicy::Closed);
+        assert!(parse("redis_url = \"http://cache:6379\"").unwrap_err().contains("redis://"));
+        assert!(parse("redis_key_prefix = \"\"").unwrap_err().contains("redis_key_prefix"));
+        assert!(parse("redis_key_prefix = \"a b\"").unwrap_err().contains("redis_key_prefix"));
+        assert!(parse("rate_limit_on_redis_error = \"maybe\"").is_err());
     }
 
     #[test]

@@ -2,12 +2,16 @@
 //! `attendance_voided`):
 //! recorded by the code that caused them in the same transaction as the change itself
 //! (the webhook outbox), and broadcast live (Server-Sent Events) once it has committed.
+//! With Redis configured, live events also reach the subscribers of the other API
+//! instances ([`relay`]).
 
-use std::sync::Arc;
+pub mod relay;
+
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::store::Tx;
 
@@ -79,6 +83,10 @@ pub trait EventSink: Send + Sync {
 pub struct EventBus {
     sinks: Vec<Arc<dyn EventSink>>,
     live: broadcast::Sender<Event>,
+    /// Announced events on their way to the other instances ([`relay`]), when relayed.
+    outgoing: Option<mpsc::Sender<Event>>,
+    /// The other end of `outgoing`, until the relay takes it.
+    outgoing_queue: Mutex<Option<mpsc::Receiver<Event>>>,
 }
 
 impl EventBus {
@@ -86,7 +94,20 @@ impl EventBus {
     const LIVE_BUFFER: usize = 1024;
 
     pub fn new(sinks: Vec<Arc<dyn EventSink>>) -> Self {
-        Self { sinks, live: broadcast::channel(Self::LIVE_BUFFER).0 }
+        Self { sinks, live: broadcast::channel(Self::LIVE_BUFFER).0, outgoing: None, outgoing_queue: Mutex::new(None) }
+    }
+
+    /// A bus whose announced events are also handed to [`relay::run`] for the other
+    /// instances. Events beyond the live buffer (1,024) waiting to leave (Redis down)
+    /// are not relayed.
+    pub fn relayed(sinks: Vec<Arc<dyn EventSink>>) -> Self {
+        let (sender, receiver) = mpsc::channel(Self::LIVE_BUFFER);
+        Self { outgoing: Some(sender), outgoing_queue: Mutex::new(Some(receiver)), ..Self::new(sinks) }
+    }
+
+    /// The announced events to relay; `None` if the bus is not relayed or they were taken.
+    pub fn take_outgoing(&self) -> Option<mpsc::Receiver<Event>> {
+        self.outgoing_queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
     }
 
     /// Records `event` in every durable sink, as part of `tx`. Nothing is sent until
@@ -104,8 +125,18 @@ impl EventBus {
             sink.committed();
         }
         for event in events {
+            if let Some(outgoing) = &self.outgoing
+                && outgoing.try_send(event.clone()).is_err()
+            {
+                tracing::warn!(event.key = %event.key, "live event not relayed to the other instances: too many waiting");
+            }
             let _ = self.live.send(event);
         }
+    }
+
+    /// Gives live subscribers an event another instance announced.
+    pub fn broadcast_relayed(&self, event: Event) {
+        let _ = self.live.send(event);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {

@@ -2,8 +2,9 @@
 //!
 //! Layers, from the edge inwards: [`api`] (axum: routing, auth, errors, OpenAPI) →
 //! [`domain`] (use cases and policies) → [`store`] (SQLite or PostgreSQL through one
-//! code path). [`limiter`] holds the rate-limit interface and its in-process
-//! implementation. The binary and the tests start the same [`run`].
+//! code path). [`limiter`] holds the rate-limit interface and its in-process and Redis
+//! implementations; [`redis_link`] is the state API instances share when Redis is
+//! configured. The binary and the tests start the same [`run`].
 
 pub mod api;
 pub mod app;
@@ -16,6 +17,7 @@ pub mod limiter;
 pub mod metrics;
 pub mod outbound;
 pub mod queue;
+pub mod redis_link;
 pub mod render;
 pub mod store;
 pub mod telemetry;
@@ -80,6 +82,10 @@ pub async fn run_with_engine(
         Duration::from_millis(state.config.index_sync_interval_ms),
         state.shutdown.clone(),
     ));
+    let event_relay = state
+        .redis
+        .clone()
+        .map(|link| tokio::spawn(events::relay::run(link, state.events.clone(), state.shutdown.clone())));
     let task_queue = state.config.task_queue_backend();
     tracing::info!(%address, role = role.as_str(), database = state.db.backend_name(), task_queue, "rollcall is listening");
     let router = if role.serves_api() { api::router(state.clone()) } else { api::worker_router(state.clone()) };
@@ -113,6 +119,11 @@ pub async fn run_with_engine(
         let _ = tokio::time::timeout(timeout, cameras).await;
     }
     let _ = tokio::time::timeout(timeout, index_follower).await;
+    if let Some(relay) = event_relay
+        && tokio::time::timeout(timeout, relay).await.is_err()
+    {
+        tracing::warn!("the live event relay did not stop in time");
+    }
     if tokio::time::timeout(timeout, deliverer).await.is_err() {
         tracing::warn!("the webhook deliverer did not stop in time");
     }

@@ -70,7 +70,8 @@ pub async fn rate_limit(
 
 /// Runs `work` if each of `checks` allows one more request (see
 /// [`crate::limiter::RateLimiter::check_all`]), else answers 429; either way with the
-/// `X-RateLimit-*` headers of the tightest quota.
+/// `X-RateLimit-*` headers of the tightest quota. When the limits cannot be checked
+/// (shared limits, `rate_limit_on_redis_error = "closed"`), 503 with `Retry-After`.
 pub async fn within_limits(
     state: &AppState,
     checks: &[(Category, &str)],
@@ -79,7 +80,14 @@ pub async fn within_limits(
     if !state.config.rate_limit_enabled {
         return work.await;
     }
-    let decision = state.limiter.check_all(checks);
+    let decision = match state.limiter.check_all(checks).await {
+        Ok(decision) => decision,
+        Err(unavailable) => {
+            let message = "rate limits cannot be checked right now; try again shortly".to_owned();
+            tracing::debug!(reason = %unavailable.reason, "request refused: rate limits cannot be checked");
+            return ApiError::Unavailable(message, Some(unavailable.retry_after)).into_response();
+        }
+    };
     let mut response =
         if decision.allowed { work.await } else { ApiError::RateLimited(decision.retry_after).into_response() };
     set_rate_limit_headers(response.headers_mut(), &decision);

@@ -5,7 +5,9 @@
 //! - `degraded`: the face engine is not loaded (loading, or failed to load); fewer task
 //!   workers run than are configured; no worker has shown it is alive for 10 s; the oldest
 //!   queued task has waited longer than `max_queue_wait_secs`; or more than 5% of the
-//!   requests of the last 5 minutes failed with a 5xx.
+//!   requests of the last 5 minutes failed with a 5xx; or a configured Redis does not
+//!   answer (rate limits then follow `rate_limit_on_redis_error`, and live events stay on
+//!   their instance).
 //! - `healthy` otherwise.
 
 use std::collections::BTreeMap;
@@ -49,8 +51,7 @@ pub struct SystemHealth {
 #[derive(Serialize, ToSchema)]
 pub struct Services {
     pub database: DatabaseHealth,
-    /// `not_configured` in the embedded mode.
-    pub redis: NotConfigured,
+    pub redis: RedisHealth,
     /// `not_configured` in the embedded mode: the task queue is a table of the database.
     pub rabbitmq: RabbitMqHealth,
     pub task_queue: QueueHealth,
@@ -80,13 +81,6 @@ impl CamerasHealth {
         Self { status, counts }
     }
 }
-
-#[derive(Serialize, ToSchema)]
-pub struct NotConfigured {
-    pub status: &'static str,
-}
-
-const NOT_CONFIGURED: NotConfigured = NotConfigured { status: "not_configured" };
 
 /// The broker that carries tasks to the workers (`amqp_url`).
 #[derive(Serialize, ToSchema)]
@@ -147,6 +141,35 @@ pub struct DatabaseHealth {
     pub connections_idle: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// The Redis that API instances share rate limits and live events through.
+#[derive(Serialize, ToSchema)]
+pub struct RedisHealth {
+    /// `not_configured` without `redis_url`; else `healthy` or `unhealthy`.
+    pub status: &'static str,
+    /// Seconds of one PING's round trip.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_time: Option<f64>,
+    /// The share of the memory Redis may use that it uses (of `maxmemory`, or of the
+    /// host's memory when unlimited), e.g. `"45%"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_usage: Option<String>,
+    /// Bytes in use (`used_memory`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used_memory: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RedisHealth {
+    const NOT_CONFIGURED: RedisHealth = RedisHealth {
+        status: "not_configured",
+        response_time: None,
+        memory_usage: None,
+        used_memory: None,
+        error: None,
+    };
 }
 
 #[derive(Serialize, ToSchema)]
@@ -216,9 +239,11 @@ pub async fn system_health(State(state): State<AppState>) -> ApiResult<Json<Syst
     let task_queue = if database.status == "healthy" { Some(queue_health(&state).await?) } else { None };
     let ai_workers = worker_health(&state);
     let rabbitmq = RabbitMqHealth::new(state.queue.broker_health().await);
+    let redis = redis_health(&state).await;
     let performance = performance(&state);
     let degraded = ai_workers.status != "healthy"
         || rabbitmq.status == "unhealthy"
+        || redis.status == "unhealthy"
         || task_queue.as_ref().is_some_and(|queue| queue.status != "healthy")
         || performance.error_rate > DEGRADED_ERROR_RATE;
     let status = match () {
@@ -238,7 +263,7 @@ pub async fn system_health(State(state): State<AppState>) -> ApiResult<Json<Syst
         timestamp: Utc::now(),
         services: Services {
             database,
-            redis: NOT_CONFIGURED,
+            redis,
             rabbitmq,
             task_queue,
             ai_workers,
@@ -263,6 +288,21 @@ async fn database_health(state: &AppState) -> DatabaseHealth {
         connections_in_use: in_use,
         connections_idle: idle,
         error,
+    }
+}
+
+async fn redis_health(state: &AppState) -> RedisHealth {
+    let Some(link) = &state.redis else {
+        return RedisHealth::NOT_CONFIGURED;
+    };
+    let found = link.health().await;
+    let memory = found.memory;
+    RedisHealth {
+        status: if found.error.is_none() { "healthy" } else { "unhealthy" },
+        response_time: Some(rounded(found.response_time.as_secs_f64(), 4)),
+        memory_usage: memory.and_then(|memory| memory.share()).map(|share| format!("{:.0}%", share * 100.0)),
+        used_memory: memory.map(|memory| memory.used),
+        error: found.error,
     }
 }
 

@@ -8,7 +8,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 
-use super::{Category, Decision, Quota, RateLimiter, bounded_key};
+use super::{Category, Decision, LimitsUnavailable, Quota, RateLimiter, bounded_key};
 
 type KeyedLimiter<C> = governor::RateLimiter<String, DefaultKeyedStateStore<String>, C, StateInformationMiddleware>;
 
@@ -57,6 +57,7 @@ impl<C: Clock + Clone> InProcessLimiter<C> {
     }
 }
 
+#[async_trait::async_trait]
 impl<C: Clock + Send + Sync> RateLimiter for InProcessLimiter<C>
 where
     C::Instant: Send + Sync,
@@ -69,7 +70,14 @@ where
         }
     }
 
-    fn check(&self, category: Category, key: &str) -> Decision {
+    async fn check(&self, category: Category, key: &str) -> Result<Decision, LimitsUnavailable> {
+        Ok(self.check_now(category, key))
+    }
+}
+
+impl<C: Clock> InProcessLimiter<C> {
+    /// [`RateLimiter::check`], which cannot fail here.
+    pub fn check_now(&self, category: Category, key: &str) -> Decision {
         let Some(bucket) = self.buckets.get(&category) else {
             return Decision::UNLIMITED;
         };
@@ -111,15 +119,15 @@ mod tests {
         let quota = Quota { requests: 3, period: Duration::from_secs(60) };
         let limiter = InProcessLimiter::new([(Category::Auth, quota)]);
         for expected_remaining in [2, 1, 0] {
-            let decision = limiter.check(Category::Auth, "1.2.3.4|a@b.c");
+            let decision = limiter.check_now(Category::Auth, "1.2.3.4|a@b.c");
             assert!(decision.allowed);
             assert_eq!(decision.remaining, expected_remaining);
         }
-        let refused = limiter.check(Category::Auth, "1.2.3.4|a@b.c");
+        let refused = limiter.check_now(Category::Auth, "1.2.3.4|a@b.c");
         assert!(!refused.allowed);
         assert!(refused.retry_after > Duration::from_secs(15) && refused.retry_after <= Duration::from_secs(20));
-        assert!(limiter.check(Category::Auth, "5.6.7.8|a@b.c").allowed);
-        assert!(limiter.check(Category::General, "anything").allowed);
+        assert!(limiter.check_now(Category::Auth, "5.6.7.8|a@b.c").allowed);
+        assert!(limiter.check_now(Category::General, "anything").allowed);
     }
 
     #[test]
@@ -131,9 +139,9 @@ mod tests {
         for n in 0..1_000 {
             let key = format!("ip:10.0.{}.{}|{n}{huge_email}", n / 256, n % 256);
             for _ in 0..5 {
-                assert!(limiter.check(Category::Auth, &key).allowed);
+                assert!(limiter.check_now(Category::Auth, &key).allowed);
             }
-            assert!(!limiter.check(Category::Auth, &key).allowed);
+            assert!(!limiter.check_now(Category::Auth, &key).allowed);
         }
         assert_eq!(limiter.tracked_keys(), 1_000);
         clock.advance(Duration::from_secs(30));
@@ -146,17 +154,19 @@ mod tests {
         assert_eq!(limiter.tracked_keys(), 0);
     }
 
-    #[test]
-    fn a_refusal_stops_the_later_quotas_from_counting() {
+    #[tokio::test]
+    async fn a_refusal_stops_the_later_quotas_from_counting() {
         let quotas = [
             (Category::AuthIp, Quota { requests: 2, period: Duration::from_secs(60) }),
             (Category::Auth, Quota { requests: 5, period: Duration::from_secs(60) }),
         ];
         let limiter = InProcessLimiter::new(quotas);
-        let attempt = |email: &str| limiter.check_all(&[(Category::AuthIp, "ip:a"), (Category::Auth, email)]);
-        assert_eq!(attempt("ip:a|one").remaining, 1, "the tightest quota is reported");
-        assert!(attempt("ip:a|two").allowed);
-        let refused = attempt("ip:a|three");
+        let attempt = async |email: &str| {
+            limiter.check_all(&[(Category::AuthIp, "ip:a"), (Category::Auth, email)]).await.unwrap()
+        };
+        assert_eq!(attempt("ip:a|one").await.remaining, 1, "the tightest quota is reported");
+        assert!(attempt("ip:a|two").await.allowed);
+        let refused = attempt("ip:a|three").await;
         assert!(!refused.allowed);
         assert_eq!(refused.limit, 2);
         assert_eq!(limiter.tracked_keys(), 3, "the refused e-mail was never counted");

@@ -1,9 +1,10 @@
 //! Rate limits per category of endpoint. The [`RateLimiter`] trait is what the API
-//! calls; [`memory::InProcessLimiter`] (governor) serves one instance, and a shared
-//! store (e.g. Redis) can implement the same trait for several instances.
+//! calls; [`memory::InProcessLimiter`] (governor) serves one instance, and
+//! [`redis::RedisLimiter`] several instances that share their counts in Redis.
 
 pub mod inflight;
 pub mod memory;
+pub mod redis;
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -132,18 +133,47 @@ impl Decision {
     };
 }
 
+/// The shared limits cannot be read and the configuration says to refuse requests then
+/// (`rate_limit_on_redis_error = "closed"`).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("rate limits cannot be checked: {reason}")]
+pub struct LimitsUnavailable {
+    pub reason: String,
+    /// When to try again.
+    pub retry_after: Duration,
+}
+
+#[async_trait::async_trait]
 pub trait RateLimiter: Send + Sync {
     /// Counts one request of `key` in `category` and says whether it may proceed.
     /// Implementations keep at most [`bounded_key`] of a key.
-    fn check(&self, category: Category, key: &str) -> Decision;
+    async fn check(&self, category: Category, key: &str) -> Result<Decision, LimitsUnavailable>;
 
     /// Counts one request against each quota in turn and stops at the first that refuses
     /// it, whose decision is returned; the later quotas are not charged (nor their keys
     /// kept). When all allow it, the decision with the fewest requests left.
-    fn check_all(&self, checks: &[(Category, &str)]) -> Decision {
-        let mut tightest = Decision::UNLIMITED;
+    async fn check_all(&self, checks: &[(Category, &str)]) -> Result<Decision, LimitsUnavailable> {
+        let mut decisions = Vec::with_capacity(checks.len());
         for &(category, key) in checks {
-            let decision = self.check(category, key);
+            let decision = self.check(category, key).await?;
+            decisions.push(decision);
+            if !decision.allowed {
+                break;
+            }
+        }
+        Ok(Decision::combined(decisions))
+    }
+
+    /// Drops state of keys that are idle again; called every minute.
+    fn forget_idle(&self) {}
+}
+
+impl Decision {
+    /// The refusal among `decisions` (the last of them, as checking stops there), else
+    /// the one with the fewest requests left; [`Decision::UNLIMITED`] when empty.
+    pub fn combined(decisions: impl IntoIterator<Item = Decision>) -> Decision {
+        let mut tightest = Decision::UNLIMITED;
+        for decision in decisions {
             if !decision.allowed {
                 return decision;
             }
@@ -153,9 +183,6 @@ pub trait RateLimiter: Send + Sync {
         }
         tightest
     }
-
-    /// Drops state of keys that are idle again; called every minute.
-    fn forget_idle(&self) {}
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// Reads the stream until an SSE message of `kind` arrives; returns its `id` and data.
-async fn next_message(response: &mut reqwest::Response, kind: &str) -> (String, Value) {
+pub async fn next_message(response: &mut reqwest::Response, kind: &str) -> (String, Value) {
     let mut buffer = String::new();
     let read = async {
         loop {
@@ -28,7 +28,7 @@ async fn next_message(response: &mut reqwest::Response, kind: &str) -> (String, 
     tokio::time::timeout(Duration::from_secs(10), read).await.unwrap_or_else(|_| panic!("no {kind} event"))
 }
 
-async fn report_arrival(app: &TestApp, employee_id: &str) {
+pub async fn report_arrival(app: &TestApp, employee_id: &str) {
     let body = json!({"event": "attendance_logged", "data": {"employee_id": employee_id, "camera_id": "CAM9"}});
     let response = app.post("/webhooks/attendance/", Some(&app.admin_token), body).await;
     assert_eq!(response.status(), StatusCode::CREATED);

@@ -22,6 +22,7 @@ mod maintenance;
 mod mobile;
 mod operations;
 mod rate_limits;
+mod redis;
 mod reports;
 mod roles;
 mod summary;
