@@ -4,7 +4,8 @@
 #   bench_prepare [make targets...]   builds the server (ROLLCALL_BIN=path uses that binary)
 #                                     and makes $data, the data directory
 #   bench_serve PORT LOG [VAR=value...]  starts it with those settings, waits until it is
-#                                     ready; sets $base, $server, $token and $auth (curl args)
+#                                     ready; sets $base, $server, $token and $auth (curl args);
+#                                     the command is $serve_command (default: serve)
 #   bench_enroll_obama                OBAMA enrolled from two fixture photos
 #   field NAME                        prints one field of the JSON object on stdin
 
@@ -36,7 +37,7 @@ bench_serve() {
   base=http://127.0.0.1:$port
   env ROLLCALL_DATA_DIR="$data" ROLLCALL_BIND="127.0.0.1:$port" ROLLCALL_MODELS_DIR="$PWD/data/models" \
     ROLLCALL_ADMIN_EMAIL=admin@example.com ROLLCALL_ADMIN_PASSWORD=bench-password-1 RUST_LOG=warn \
-    "$@" "$bin" serve >"$log" 2>&1 &
+    "$@" "$bin" ${serve_command:-serve} >"$log" 2>&1 &
   server=$!
   for _ in $(seq 300); do
     curl -sf "$base/readyz" >/dev/null && break

@@ -74,7 +74,8 @@ pub async fn run_with_engine(
         Vec::new()
     };
     // Cameras submit what they see as tasks: they belong with the API, not with workers.
-    let cameras = role.serves_api().then(|| tokio::spawn(state.cameras.clone().run(state.shutdown.clone())));
+    let watches_cameras = role.serves_api() && state.config.watch_cameras;
+    let cameras = watches_cameras.then(|| tokio::spawn(state.cameras.clone().run(state.shutdown.clone())));
     let index_follower = tokio::spawn(domain::face::follow_index_changes(
         state.face.clone(),
         state.db.clone(),
