@@ -62,6 +62,8 @@ pub struct App {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// What this process's task workers are doing.
     pub workers: Arc<crate::queue::worker::WorkerStats>,
+    /// How this process names itself in the table of worker processes.
+    pub identity: crate::queue::heartbeat::ProcessIdentity,
     /// The ingestion workers of the active cameras.
     pub cameras: Arc<CameraSupervisor>,
 }
@@ -119,6 +121,7 @@ impl App {
             face: face.clone(),
             max_backoff: std::time::Duration::from_secs(config.camera_reconnect_max_secs),
         }));
+        let identity = crate::queue::heartbeat::ProcessIdentity::of_this_process(config.role);
         let inflight_bodies = InflightBytes::new(config.max_inflight_body_bytes.max(config.max_body_bytes));
         Ok(Self {
             config,
@@ -139,6 +142,7 @@ impl App {
             requests: Arc::default(),
             metrics: Arc::default(),
             workers: Arc::default(),
+            identity,
             cameras,
         })
     }

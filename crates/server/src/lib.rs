@@ -73,6 +73,15 @@ pub async fn run_with_engine(
     } else {
         Vec::new()
     };
+    let heartbeat = role.runs_workers().then(|| {
+        tokio::spawn(queue::heartbeat::beat_until_shutdown(
+            state.db.clone(),
+            state.identity.clone(),
+            state.workers.clone(),
+            state.config.task_workers(),
+            state.shutdown.clone(),
+        ))
+    });
     // Cameras submit what they see as tasks: they belong with the API, not with workers.
     let watches_cameras = role.serves_api() && state.config.watch_cameras;
     let cameras = watches_cameras.then(|| tokio::spawn(state.cameras.clone().run(state.shutdown.clone())));
@@ -128,13 +137,19 @@ pub async fn run_with_engine(
     if tokio::time::timeout(timeout, deliverer).await.is_err() {
         tracing::warn!("the webhook deliverer did not stop in time");
     }
+    if let Some(heartbeat) = heartbeat
+        && tokio::time::timeout(timeout, heartbeat).await.is_err()
+    {
+        tracing::warn!("the worker heartbeat did not stop in time; other instances count this process for 10 s");
+    }
     state.db.close().await;
     tracing::info!("rollcall stopped");
     Ok(())
 }
 
 /// Periodic upkeep: memory kept bounded, expired evidence, unknown visitors, liveness
-/// challenges and old face index changes purged (at start, then hourly).
+/// challenges, old face index changes and the rows of worker processes that stopped
+/// beating purged (at start, then hourly).
 async fn housekeeping(state: AppState) {
     const PURGE_EVERY_TICKS: u32 = 60;
     let retention = state.config.evidence_retention();
@@ -152,6 +167,12 @@ async fn housekeeping(state: AppState) {
             // for one that stalled, and a process that starts loads the index whole.
             let applied = now - chrono::Duration::hours(1);
             log_purge("old face index changes", store::face_index_changes::delete_before(&state.db, applied).await);
+            // Health ignores a row after 10 s; keeping it a while longer costs nothing.
+            let gone = now - chrono::Duration::minutes(10);
+            log_purge(
+                "rows of worker processes that stopped beating",
+                store::worker_processes::delete_not_beaten_since(&state.db, gone).await,
+            );
         }
     }
 }

@@ -2,11 +2,12 @@
 //!
 //! Health `status` rules:
 //! - `unhealthy`: the database does not answer (within 3 s).
-//! - `degraded`: the face engine is not loaded (loading, or failed to load); fewer task
-//!   workers run than are configured; no worker has shown it is alive for 10 s; the oldest
-//!   queued task has waited longer than `max_queue_wait_secs`; or more than 5% of the
-//!   requests of the last 5 minutes failed with a 5xx; or a configured Redis does not
-//!   answer (rate limits then follow `rate_limit_on_redis_error`, and live events stay on
+//! - `degraded`: this process runs task workers and its face engine is not loaded
+//!   (loading, or failed to load); no process of the deployment has workers that showed
+//!   they were alive in the last 10 s (this one's included); a process runs fewer workers
+//!   than it is configured for; the oldest queued task has waited longer than
+//!   `max_queue_wait_secs`; or more than 5% of the requests of the last 5 minutes failed
+//!   with a 5xx; or a configured Redis does not answer (rate limits then follow `rate_limit_on_redis_error`, and live events stay on
 //!   their instance).
 //! - `healthy` otherwise.
 
@@ -27,6 +28,7 @@ use crate::domain::cameras::supervisor::StatusCounts;
 use crate::domain::face::EngineState;
 use crate::queue::{BrokerHealth, TaskKind};
 use crate::store::tasks::{self, COMPLETED};
+use crate::store::worker_processes;
 use crate::telemetry::WINDOW_MINUTES;
 
 /// Where Prometheus scrapes.
@@ -34,7 +36,8 @@ pub const METRICS_PATH: &str = "/metrics";
 
 /// How long the database may take to answer the health check.
 const DATABASE_TIMEOUT: Duration = Duration::from_secs(3);
-/// A worker shows it is alive at least every half second while idle.
+/// A worker shows it is alive at least every half second while idle; a process records
+/// that every 2 s.
 const STALE_HEARTBEAT: Duration = Duration::from_secs(10);
 /// A share of 5xx answers above this makes the service degraded.
 const DEGRADED_ERROR_RATE: f64 = 0.05;
@@ -186,18 +189,52 @@ pub struct QueueHealth {
     pub oldest_wait: Option<f64>,
 }
 
+/// The task workers of the deployment: this process's, if it runs any, and those of
+/// every other process whose workers showed they were alive in the last 10 s (each
+/// records its workers every 2 s). A process that stopped gracefully or was killed drops
+/// out by itself.
 #[derive(Serialize, ToSchema)]
 pub struct WorkerHealth {
-    /// `healthy`, `degraded` or `loading` (the face models are loading).
+    /// `healthy`, `degraded` or `loading` (this process runs workers and its face models
+    /// are loading).
     pub status: &'static str,
-    /// Workers of this process running now.
+    /// Workers running now, over the processes in `processes`.
     pub active_workers: usize,
+    /// Workers those processes are configured to run.
     pub configured_workers: usize,
     /// Workers running a task now.
     pub busy_workers: usize,
-    /// Seconds since a worker last showed it is alive.
+    /// Seconds since a worker last showed it is alive, the freshest of `processes`;
+    /// `null` with none.
     pub heartbeat_age: Option<f64>,
+    /// The processes counted, this one first.
+    pub processes: Vec<WorkerProcessHealth>,
+    /// This process's engine. An API-only process (`--no-workers`) runs no face tasks, so
+    /// its engine does not decide `status`; each worker process reports its own.
     pub engine: EngineHealth,
+}
+
+/// One process that runs task workers.
+#[derive(Serialize, ToSchema)]
+pub struct WorkerProcessHealth {
+    pub hostname: String,
+    pub pid: i64,
+    /// `all` (`rollcall serve`) or `worker` (`rollcall worker`).
+    pub role: String,
+    pub active_workers: usize,
+    pub configured_workers: usize,
+    pub busy_workers: usize,
+    /// Seconds since one of its workers last showed it is alive (as of its latest record,
+    /// written every 2 s, for other processes).
+    pub heartbeat_age: Option<f64>,
+}
+
+impl WorkerProcessHealth {
+    /// Whether the process runs all its workers and they showed they were alive lately.
+    fn is_sound(&self) -> bool {
+        self.active_workers >= self.configured_workers
+            && self.heartbeat_age.is_some_and(|age| age <= STALE_HEARTBEAT.as_secs_f64())
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -237,7 +274,7 @@ fn rounded(value: f64, digits: i32) -> f64 {
 pub async fn system_health(State(state): State<AppState>) -> ApiResult<Json<SystemHealth>> {
     let database = database_health(&state).await;
     let task_queue = if database.status == "healthy" { Some(queue_health(&state).await?) } else { None };
-    let ai_workers = worker_health(&state);
+    let ai_workers = worker_health(&state, database.status == "healthy").await?;
     let rabbitmq = RabbitMqHealth::new(state.queue.broker_health().await);
     let redis = redis_health(&state).await;
     let performance = performance(&state);
@@ -321,8 +358,70 @@ async fn queue_health(state: &AppState) -> ApiResult<QueueHealth> {
     })
 }
 
-fn worker_health(state: &AppState) -> WorkerHealth {
-    let engine = match state.face.state() {
+/// The workers of every process that beat lately (see [`WorkerHealth`]); other processes
+/// are only read while the database answers.
+async fn worker_health(state: &AppState, database_answers: bool) -> ApiResult<WorkerHealth> {
+    let engine = engine_health(state);
+    let mut processes: Vec<WorkerProcessHealth> = this_process_workers(state).into_iter().collect();
+    if database_answers {
+        processes.extend(other_process_workers(state).await?);
+    }
+    let runs_workers = state.config.role.runs_workers();
+    let status = match () {
+        () if runs_workers && engine.status == "loading" => "loading",
+        () if runs_workers && engine.status == "failed" => "degraded",
+        () if processes.is_empty() || !processes.iter().all(WorkerProcessHealth::is_sound) => "degraded",
+        () => "healthy",
+    };
+    let heartbeat_age = processes.iter().filter_map(|process| process.heartbeat_age).reduce(f64::min);
+    Ok(WorkerHealth {
+        status,
+        active_workers: processes.iter().map(|process| process.active_workers).sum(),
+        configured_workers: processes.iter().map(|process| process.configured_workers).sum(),
+        busy_workers: processes.iter().map(|process| process.busy_workers).sum(),
+        heartbeat_age,
+        processes,
+        engine,
+    })
+}
+
+/// This process's workers, seen first-hand rather than through its row.
+fn this_process_workers(state: &AppState) -> Option<WorkerProcessHealth> {
+    let identity = &state.identity;
+    state.config.role.runs_workers().then(|| WorkerProcessHealth {
+        hostname: identity.hostname.clone(),
+        pid: i64::from(identity.pid),
+        role: identity.role.as_str().to_owned(),
+        active_workers: state.workers.alive(),
+        configured_workers: state.config.task_workers(),
+        busy_workers: state.workers.busy(),
+        heartbeat_age: state.workers.heartbeat_age().map(|age| rounded(age.as_secs_f64(), 3)),
+    })
+}
+
+/// The other processes whose workers showed they were alive within [`STALE_HEARTBEAT`].
+async fn other_process_workers(state: &AppState) -> ApiResult<Vec<WorkerProcessHealth>> {
+    let now = Utc::now();
+    let since = now - chrono::Duration::from_std(STALE_HEARTBEAT).unwrap_or_default();
+    let beats = worker_processes::beaten_since(&state.db, since).await?;
+    let count = |n: i64| usize::try_from(n).unwrap_or(0);
+    Ok(beats
+        .into_iter()
+        .filter(|beat| beat.instance_id != state.identity.instance_id)
+        .map(|beat| WorkerProcessHealth {
+            hostname: beat.hostname,
+            pid: beat.pid,
+            role: beat.role,
+            active_workers: count(beat.workers_alive),
+            configured_workers: count(beat.workers_configured),
+            busy_workers: count(beat.workers_busy),
+            heartbeat_age: Some(rounded((now - beat.beat_at).num_milliseconds().max(0) as f64 / 1000.0, 3)),
+        })
+        .collect())
+}
+
+fn engine_health(state: &AppState) -> EngineHealth {
+    match state.face.state() {
         EngineState::Ready(engine) => EngineHealth {
             status: "loaded",
             backend: Some(engine.backend_name()),
@@ -344,23 +443,6 @@ fn worker_health(state: &AppState) -> WorkerHealth {
             enrolled: state.face.enrolled(),
             error: Some(error),
         },
-    };
-    let configured = state.config.task_workers();
-    let active = state.workers.alive();
-    let heartbeat_age = state.workers.heartbeat_age();
-    let status = match () {
-        () if engine.status == "loading" => "loading",
-        () if engine.status == "failed" || active < configured => "degraded",
-        () if heartbeat_age.is_none_or(|age| age > STALE_HEARTBEAT) => "degraded",
-        () => "healthy",
-    };
-    WorkerHealth {
-        status,
-        active_workers: active,
-        configured_workers: configured,
-        busy_workers: state.workers.busy(),
-        heartbeat_age: heartbeat_age.map(|age| rounded(age.as_secs_f64(), 3)),
-        engine,
     }
 }
 

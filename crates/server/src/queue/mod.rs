@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod amqp;
 pub mod embedded;
+pub mod heartbeat;
 pub mod worker;
 
 use std::time::Duration;

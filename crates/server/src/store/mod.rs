@@ -24,6 +24,7 @@ pub mod templates;
 pub mod users;
 pub mod visitors;
 pub mod webhooks;
+pub mod worker_processes;
 
 use std::future::Future;
 use std::str::FromStr;

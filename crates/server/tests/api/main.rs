@@ -31,3 +31,4 @@ mod trust;
 mod users;
 mod visitors;
 mod webhooks;
+mod worker_processes;
