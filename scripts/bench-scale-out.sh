@@ -53,7 +53,7 @@ PY
   kill "$server" "${pids[@]}" 2>/dev/null || true
   wait "$server" "${pids[@]}" 2>/dev/null || true
   server=
-  psql "$pg" -qc "DROP SCHEMA $schema CASCADE"
+  PGOPTIONS=--client-min-messages=warning psql "$pg" -qc "DROP SCHEMA $schema CASCADE"
 }
 
 bench_args=("$@")
