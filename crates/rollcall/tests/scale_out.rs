@@ -42,6 +42,7 @@ fn test_engines() -> Option<(String, String)> {
 async fn next_events(stream: &mut reqwest::Response, kind: &str, count: usize) -> Vec<Value> {
     let mut buffer = String::new();
     let mut events = Vec::new();
+    let mut lagged = Vec::new();
     let read = async {
         while events.len() < count {
             let chunk = stream.chunk().await.expect("stream readable").expect("stream still open");
@@ -51,14 +52,16 @@ async fn next_events(stream: &mut reqwest::Response, kind: &str, count: usize) -
                 let field = |name: &str| {
                     message.lines().find_map(|line| line.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_owned()))
                 };
-                if field("event").as_deref() == Some(kind) {
-                    events.push(serde_json::from_str(&field("data").unwrap()).unwrap());
+                match field("event") {
+                    Some(event) if event == kind => events.push(serde_json::from_str(&field("data").unwrap()).unwrap()),
+                    Some(event) if event == "lagged" => lagged.push(field("data").unwrap()),
+                    _ => {}
                 }
             }
         }
     };
     let done = tokio::time::timeout(Duration::from_secs(30), read).await;
-    assert!(done.is_ok(), "{} of {count} {kind} events arrived", events.len());
+    assert!(done.is_ok(), "{} of {count} {kind} events arrived (lagged: {lagged:?})", events.len());
     events
 }
 
@@ -255,6 +258,19 @@ async fn api_instances_and_workers_on_rabbitmq_run_every_task_exactly_once() {
         answers.push(report(session).await);
     }
     assert_eq!(answers, [200, 200, 200, 200, 200, 200, 429, 429], "the quota holds across both instances");
+
+    // An API key revoked through A is refused by B on its next request.
+    let (status, key) = session_a.post_json("/auth/api-keys/", &json!({"name": "Door panel", "role": "admin"})).await;
+    assert_eq!(status, 201, "{key}");
+    let panel_on_b = Client { authorization: format!("Api-Key {}", key["key"].as_str().unwrap()), ..session_b.clone() };
+    assert_eq!(panel_on_b.send(reqwest::Method::GET, "/auth/api-keys/", None).await.0, 200);
+    let revoke = format!("/auth/api-keys/{}/", key["id"]);
+    assert_eq!(session_a.send(reqwest::Method::DELETE, &revoke, None).await.0, 204);
+    assert_eq!(
+        panel_on_b.send(reqwest::Method::GET, "/auth/api-keys/", None).await.0,
+        401,
+        "revoked everywhere at once"
+    );
 
     // A worker killed mid-burst: the other takes its tasks over, each still runs to
     // visible effect once.

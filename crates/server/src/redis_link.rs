@@ -217,6 +217,11 @@ pub mod testing {
     pub fn link_to(url: &str, prefix: &str) -> RedisLink {
         RedisLink::open(&url.to_owned().into(), prefix).expect("a valid Redis URL")
     }
+
+    /// As if a call had just failed: calls fail at once for [`super::PAUSE_AFTER_FAILURE`].
+    pub fn fail_now(link: &RedisLink) {
+        link.note_failure("test", &super::RedisUnavailable("a failure made by the test".into()));
+    }
 }
 
 #[cfg(test)]

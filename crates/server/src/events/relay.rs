@@ -3,9 +3,10 @@
 //! instances published, so that an SSE client sees every event once, whichever
 //! instance it happened on.
 //!
-//! Live events are best effort, like the in-process broadcast: while Redis is down
-//! they stay on their instance, and the subscription is remade (with backoff) when it
-//! is back. Durable consumers (webhooks) do not depend on this.
+//! Live events are best effort, like the in-process broadcast: a publish that fails is
+//! retried for up to 30 s, so a Redis that is slow or reconnecting delays
+//! them; while Redis stays down they stay on their instance, and the subscription is
+//! remade (with backoff) when it is back. Durable consumers (webhooks) do not depend on this.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,11 @@ use crate::redis_link::{CALL_TIMEOUT, RedisLink};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const MIN_PUBLISH_BACKOFF: Duration = Duration::from_millis(100);
+/// An event that could not be published for this long after it happened is dropped
+/// rather than shown as live news late.
+const MAX_RELAY_AGE: Duration = Duration::from_secs(30);
+const MAX_PUBLISH_BACKOFF: Duration = Duration::from_secs(2);
 /// A subscription that hears nothing, not even a PING's answer, for this long is
 /// remade: a connection can die without being closed.
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
@@ -83,13 +89,42 @@ async fn publish_announced(link: &RedisLink, mut outgoing: mpsc::Receiver<Event>
         let Ok(payload) = serde_json::to_string(&Relayed::new(link.instance_id(), &event)) else {
             continue;
         };
-        let channel = channel.clone();
-        // A failure is logged by the link; the event stays on this instance.
-        let _ = link
+        publish_until_relayed_or_stale(link, &channel, &event, payload, shutdown).await;
+    }
+}
+
+/// Publishes `payload`, retrying with backoff while Redis fails (a timeout under load, a
+/// reconnection), so that a hiccup delays live events rather than losing them. An event
+/// older than [`MAX_RELAY_AGE`] is no longer live news: it is dropped (and stays on this
+/// instance), and so are those queued behind it as they come up stale.
+async fn publish_until_relayed_or_stale(
+    link: &RedisLink,
+    channel: &str,
+    event: &Event,
+    payload: String,
+    shutdown: &CancellationToken,
+) {
+    let mut backoff = MIN_PUBLISH_BACKOFF;
+    loop {
+        if Utc::now().signed_duration_since(event.timestamp).to_std().is_ok_and(|age| age > MAX_RELAY_AGE) {
+            tracing::debug!(event.key = %event.key, "live event not relayed: Redis failed until it was stale");
+            return;
+        }
+        let (channel, payload) = (channel.to_owned(), payload.clone());
+        // A failure is logged by the link.
+        let published = link
             .call("publish a live event", |mut connection| async move {
                 redis::cmd("PUBLISH").arg(channel).arg(payload).query_async::<i64>(&mut connection).await
             })
             .await;
+        if published.is_ok() {
+            return;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_PUBLISH_BACKOFF);
     }
 }
 
@@ -187,9 +222,21 @@ mod tests {
 
     /// An instance: its bus, relayed through its own connection.
     fn instance(url: &str, prefix: &str, shutdown: &CancellationToken) -> Arc<EventBus> {
+        instance_on(Arc::new(link_to(url, prefix)), shutdown)
+    }
+
+    fn instance_on(link: Arc<RedisLink>, shutdown: &CancellationToken) -> Arc<EventBus> {
         let bus = Arc::new(EventBus::relayed(Vec::new()));
-        tokio::spawn(run(Arc::new(link_to(url, prefix)), bus.clone(), shutdown.clone()));
+        tokio::spawn(run(link, bus.clone(), shutdown.clone()));
         bus
+    }
+
+    fn test_url(test: &str) -> Option<String> {
+        let url = std::env::var("ROLLCALL_TEST_REDIS_URL").ok().filter(|url| !url.is_empty());
+        if url.is_none() {
+            eprintln!("note: ROLLCALL_TEST_REDIS_URL is unset: {test} skipped");
+        }
+        url
     }
 
     /// The next event's key, past the probes of [`until_relayed`].
@@ -217,10 +264,7 @@ mod tests {
 
     #[tokio::test]
     async fn redis_events_of_one_instance_reach_the_others_once() {
-        let Some(url) = std::env::var("ROLLCALL_TEST_REDIS_URL").ok().filter(|url| !url.is_empty()) else {
-            eprintln!(
-                "note: ROLLCALL_TEST_REDIS_URL is unset: redis_events_of_one_instance_reach_the_others_once skipped"
-            );
+        let Some(url) = test_url("redis_events_of_one_instance_reach_the_others_once") else {
             return;
         };
         let prefix = unique_prefix();
@@ -246,6 +290,25 @@ mod tests {
             }
             assert!(matches!(subscriber.try_recv(), Err(TryRecvError::Empty)));
         }
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn redis_events_announced_while_redis_fails_are_relayed_once_it_answers() {
+        let Some(url) = test_url("redis_events_announced_while_redis_fails_are_relayed_once_it_answers") else {
+            return;
+        };
+        let prefix = unique_prefix();
+        let shutdown = CancellationToken::new();
+        let link_a = Arc::new(link_to(&url, &prefix));
+        let (a, b) = (instance_on(link_a.clone(), &shutdown), instance(&url, &prefix, &shutdown));
+        let mut on_b = b.subscribe();
+        until_relayed(&a, &mut on_b).await;
+        // A call timed out under load: the link refuses calls for a second.
+        crate::redis_link::testing::fail_now(&link_a);
+        a.announce([arrival(1), arrival(2)]);
+        assert_eq!(next_key(&mut on_b).await, "attendance:1");
+        assert_eq!(next_key(&mut on_b).await, "attendance:2");
         shutdown.cancel();
     }
 
