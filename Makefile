@@ -42,7 +42,7 @@ test: models fixtures web test-tools check
 test-postgres: models fixtures web test-tools
 	@test -n "$$ROLLCALL_TEST_POSTGRES_URL" || { echo "set ROLLCALL_TEST_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/test"; exit 2; }
 	# --workspace keeps the features (and so the build) that `make test` made.
-	$(CARGO) nextest run --workspace --no-fail-fast -E 'package(rollcall-server) | (package(rollcall) & binary(processes))'
+	$(CARGO) nextest run --workspace --no-fail-fast -E 'package(rollcall-server) | (package(rollcall) & (binary(processes) | binary(cameras)))'
 
 # Two API instances and two workers as separate processes on PostgreSQL, RabbitMQ and
 # Redis (needs ROLLCALL_TEST_AMQP_URL, ROLLCALL_TEST_REDIS_URL and, for PostgreSQL,

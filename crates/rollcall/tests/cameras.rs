@@ -409,3 +409,57 @@ async fn cameras_log_a_person_walking_past_once_and_a_stranger_never() {
         assert!(bodies.iter().all(|body| !body.contains(secret)), "a response shows a camera password");
     }
 }
+
+/// Two `rollcall serve` of one deployment, on one database: the camera is watched by one
+/// of them, both report its figures and who watches it, and when the watcher is
+/// SIGKILLed the other takes the camera over once its lease has run out.
+#[tokio::test]
+async fn a_camera_whose_watcher_is_killed_is_taken_over_by_another_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = support::shared_database(dir.path()).await;
+    let data_key = rollcall_server::crypto::Sealer::generate_key();
+    let env = [("ROLLCALL_DATABASE_URL", database_url.as_str()), ("ROLLCALL_DATA_KEY", data_key.as_str())];
+    let dirs = ["a", "b"].map(|name| dir.path().join(name));
+    for dir in &dirs {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let mut servers = [Server::start(&dirs[0], &env).await, Server::start(&dirs[1], &env).await];
+    let http = reqwest::Client::new();
+    let sessions = [admin(&servers[0], &http).await, admin(&servers[1], &http).await];
+    let camera = FakeCamera::start(doorway()).await;
+    let body = json!({"id": "CAM001", "name": "Main Entrance", "rtsp_url": format!("{}/snapshot.jpg", camera.url),
+        "username": CAMERA_USER, "password": CAMERA_PASSWORD, "sample_fps": 4});
+    let (status, created) = sessions[0].post_json("/cameras/", &body).await;
+    assert_eq!(status, 201, "{created}");
+
+    let online = |session: &support::Client| {
+        let session = session.clone();
+        async move {
+            let health = session.get("/cameras/CAM001/health/").await;
+            (health["status"] == "online" && health["watched_by"].is_object()).then_some(health)
+        }
+    };
+    let first_view =
+        poll_until("online, seen from A", Duration::from_secs(30), async || online(&sessions[0]).await).await;
+    let watcher = first_view["watched_by"].clone();
+    let second_view = poll_until("the same watcher, seen from B", Duration::from_secs(15), async || {
+        online(&sessions[1]).await.filter(|health| health["watched_by"]["instance_id"] == watcher["instance_id"])
+    })
+    .await;
+    assert_ne!(first_view["watched_by"]["this_instance"], second_view["watched_by"]["this_instance"]);
+    assert!(second_view["frames_received"].as_u64() > Some(0), "B reports A's figures or its own: {second_view}");
+
+    let killed = servers.iter().position(|server| i64::from(server.child.id()) == watcher["pid"]).expect("a watcher");
+    servers[killed].kill();
+    let survivor = &sessions[1 - killed];
+    let served_before = camera.served.load(Ordering::Relaxed);
+    let taken = poll_until("the survivor watches the camera", Duration::from_secs(40), async || {
+        online(survivor).await.filter(|health| health["watched_by"]["this_instance"] == true)
+    })
+    .await;
+    assert_ne!(taken["watched_by"]["instance_id"], watcher["instance_id"], "{taken}");
+    poll_until("frames flow to the survivor", Duration::from_secs(15), async || {
+        (camera.served.load(Ordering::Relaxed) > served_before + 4).then_some(json!(null))
+    })
+    .await;
+}

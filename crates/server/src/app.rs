@@ -114,14 +114,15 @@ impl App {
         let queue = task_queue(&config, &db, &sealer, &shutdown);
         let admission =
             Admission::new(std::time::Duration::from_secs(config.max_queue_wait_secs), config.task_workers());
-        let cameras = Arc::new(CameraSupervisor::new(IngestParts {
+        let identity = crate::queue::heartbeat::ProcessIdentity::of_this_process(config.role);
+        let parts = IngestParts {
             db: db.clone(),
             sealer: sealer.clone(),
             queue: queue.clone(),
             face: face.clone(),
             max_backoff: std::time::Duration::from_secs(config.camera_reconnect_max_secs),
-        }));
-        let identity = crate::queue::heartbeat::ProcessIdentity::of_this_process(config.role);
+        };
+        let cameras = Arc::new(CameraSupervisor::new(parts, identity.clone(), config.watch_cameras));
         let inflight_bodies = InflightBytes::new(config.max_inflight_body_bytes.max(config.max_body_bytes));
         Ok(Self {
             config,

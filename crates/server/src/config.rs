@@ -130,7 +130,8 @@ pub struct Config {
     pub webhook_max_attempts: u32,
     /// Lets webhook URLs reach loopback, private and link-local networks (off by default).
     pub webhook_allow_private_networks: bool,
-    /// Whether this process watches the active cameras (when it serves the API).
+    /// Whether this process takes active cameras to watch (when it serves the API): each
+    /// camera is watched by one instance at a time, under a lease; `false` only reports them.
     pub watch_cameras: bool,
     /// The longest wait between attempts to reconnect to a camera that failed.
     pub camera_reconnect_max_secs: u64,

@@ -83,8 +83,8 @@ pub async fn run_with_engine(
         ))
     });
     // Cameras submit what they see as tasks: they belong with the API, not with workers.
-    let watches_cameras = role.serves_api() && state.config.watch_cameras;
-    let cameras = watches_cameras.then(|| tokio::spawn(state.cameras.clone().run(state.shutdown.clone())));
+    // An instance with `watch_cameras = false` only reports the cameras others watch.
+    let cameras = role.serves_api().then(|| tokio::spawn(state.cameras.clone().run(state.shutdown.clone())));
     let index_follower = tokio::spawn(domain::face::follow_index_changes(
         state.face.clone(),
         state.db.clone(),
@@ -142,6 +142,7 @@ pub async fn run_with_engine(
     {
         tracing::warn!("the worker heartbeat did not stop in time; other instances count this process for 10 s");
     }
+    state.face.wait_for_loading(timeout).await;
     state.db.close().await;
     tracing::info!("rollcall stopped");
     Ok(())

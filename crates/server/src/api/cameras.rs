@@ -19,6 +19,7 @@ use crate::domain::audit::{self, AuditEvent, ClientInfo};
 use crate::domain::auth::Principal;
 use crate::domain::cameras::source::{Source, http_client};
 use crate::domain::cameras::stats::{Snapshot, Status};
+use crate::domain::cameras::supervisor::WatchedBy;
 use crate::domain::cameras::{self, CameraInput, CameraSpec, masked_url, stored_camera};
 use crate::domain::users::Invalid;
 use crate::store::StoreError;
@@ -363,7 +364,7 @@ pub struct PreviewQuery {
     params(("camera_id" = String, Path), PreviewQuery),
     responses((status = 200, content_type = "multipart/x-mixed-replace", description = "JPEG frames"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "The camera is not being watched (inactive)")))]
+        (status = 409, body = ErrorBody, description = "This instance does not watch the camera (inactive, or watched by another instance)")))]
 pub async fn camera_preview(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -379,10 +380,7 @@ pub async fn camera_preview(
         return Err(ApiError::Unauthorized("the preview token is not valid for this camera, or has expired: ask GET /cameras/{camera_id}/stream/ for a new preview_url".into()));
     }
     let record = find(&state, &id).await?;
-    let feed = state
-        .cameras
-        .preview(&record.id)
-        .ok_or_else(|| ApiError::Conflict(format!("camera {} is not being watched (is_active is false)", record.id)))?;
+    let feed = state.cameras.preview(&record.id).ok_or_else(|| not_previewed_here(&state, &record))?;
     let frames = feed.watch();
     let deadline = tokio::time::Instant::now() + PREVIEW_MAX_DURATION;
     let parts = futures::stream::unfold(frames, move |mut frames| async move {
@@ -497,7 +495,10 @@ pub struct CameraHealth {
     pub last_error: Option<String>,
     pub fps: Option<f64>,
     pub resolution: Option<String>,
-    pub codec: Option<&'static str>,
+    pub codec: Option<String>,
+    /// The API instance that watches the camera and measured these figures; `null` while
+    /// none does. Figures of a camera another instance watches are up to 5 s old.
+    pub watched_by: Option<WatchedBy>,
     pub frames_received: u64,
     pub frames_sampled: u64,
     /// Faces followed across frames: each is one walk-past.
@@ -517,6 +518,7 @@ pub async fn camera_health(
 ) -> ApiResult<Json<CameraHealth>> {
     let record = find(&state, &path_id(&id)?).await?;
     let live = state.cameras.stats(&record.id);
+    let watched_by = state.cameras.watched_by(&record.id);
     let status = live_status(&record, live.as_ref());
     let uptime_secs = live.as_ref().and_then(|s| s.uptime_secs(Utc::now()));
     let live = live.as_ref();
@@ -533,12 +535,26 @@ pub async fn camera_health(
         last_error: live.and_then(|s| s.last_error.clone()),
         fps: live.and_then(|s| s.fps).map(round2),
         resolution: live.and_then(resolution),
-        codec: live.and_then(|s| s.codec),
+        codec: live.and_then(|s| s.codec.clone()),
+        watched_by,
         frames_received: live.map_or(0, |s| s.frames_received),
         frames_sampled: live.map_or(0, |s| s.frames_sampled),
         faces_tracked: live.map_or(0, |s| s.faces_tracked),
         verifications: live.map_or(0, |s| s.verifications),
     }))
+}
+
+/// Why this instance has no preview of `record`, in plain words.
+fn not_previewed_here(state: &AppState, record: &CameraRecord) -> ApiError {
+    let reason = match state.cameras.watched_by(&record.id) {
+        Some(watcher) => format!(
+            "camera {} is watched by another API instance ({} pid {}); its preview is served there",
+            record.id, watcher.hostname, watcher.pid
+        ),
+        None if !record.is_active => format!("camera {} is not being watched (is_active is false)", record.id),
+        None => format!("camera {} is not being watched yet; try again in a few seconds", record.id),
+    };
+    ApiError::Conflict(reason)
 }
 
 fn uptime_in_words(secs: i64) -> String {

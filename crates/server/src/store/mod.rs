@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod attendance;
 pub mod attendance_counts;
 pub mod audit;
+pub mod camera_watchers;
 pub mod cameras;
 pub mod disputes;
 pub mod evidence;

@@ -7,6 +7,7 @@ mod attendance;
 mod audit;
 mod auth;
 mod backpressure;
+mod camera_watchers;
 mod cameras;
 mod counts;
 mod data_key;

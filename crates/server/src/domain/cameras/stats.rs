@@ -16,7 +16,8 @@ const MAX_WINDOW_ENTRIES: usize = 600;
 const QUALITY_WEIGHT: f32 = 0.2;
 
 /// A camera's connection state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Status {
     /// The worker is connecting and no frame has arrived yet.
     Connecting,
@@ -43,8 +44,9 @@ impl Status {
     }
 }
 
-/// A point-in-time copy of a camera's figures.
-#[derive(Debug, Clone, PartialEq)]
+/// A point-in-time copy of a camera's figures; in JSON, what the watching process shares
+/// with the others of its deployment.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     pub status: Status,
     /// Why the camera is offline or in error, in plain words.
@@ -55,7 +57,7 @@ pub struct Snapshot {
     /// Frames received per second over the last seconds.
     pub fps: Option<f64>,
     pub resolution: Option<(u32, u32)>,
-    pub codec: Option<&'static str>,
+    pub codec: Option<String>,
     pub bandwidth_bps: Option<f64>,
     /// Sharpness and exposure of the sampled frames, in [0, 1] (a running mean).
     pub quality_score: Option<f32>,
@@ -134,7 +136,9 @@ impl CameraStats {
             snapshot.last_error = None;
         }
         snapshot.last_frame = Some(at);
-        snapshot.codec = Some(codec);
+        if snapshot.codec.as_deref() != Some(codec) {
+            snapshot.codec = Some(codec.to_owned());
+        }
         snapshot.frames_received += 1;
     }
 

@@ -1,6 +1,12 @@
 //! One ingestion worker per active camera, started, restarted and stopped as cameras are
 //! added, changed and removed, without a server restart.
 //!
+//! In a deployment of several API instances each camera is watched by one of them: an
+//! instance holds a camera under a lease in the database ([`camera_watchers`]), renews it
+//! every [`RENEW_EVERY`] with the camera's live figures, and another takes the camera over
+//! once the lease has run out ([`CAMERA_LEASE`]) — its watcher died or stalled. Every
+//! instance reports every camera's figures, its own or as last shared by the watcher.
+//!
 //! A worker connects, samples frames at the camera's rate, finds and follows the faces in
 //! them ([`Tracker`]) and, when a track ends, submits its best face as a verification task
 //! — the same task `POST /face/verify/` queues, so the open-set rule, anti-spoofing,
@@ -9,11 +15,11 @@
 //! task queue: a slow or broken camera never holds up another, and each holds at most one
 //! frame being decoded and one best crop per track.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use image::codecs::jpeg::JpegEncoder;
 use image::imageops;
 use rollcall_face::{BoundingBox, DecodedImage, FaceEngine};
@@ -30,13 +36,18 @@ use crate::crypto::Sealer;
 use crate::domain::audit::{ClientInfo, Requester};
 use crate::domain::face::{EngineState, FaceService, VerifyRequest};
 use crate::domain::liveness::LivenessMode;
+use crate::queue::heartbeat::ProcessIdentity;
 use crate::queue::{TaskKind, TaskQueue};
+use crate::store::camera_watchers::{self, CameraWatcher};
 use crate::store::cameras::{self, CameraRecord};
-use crate::store::{Db, users};
+use crate::store::{Db, StoreResult, users};
 
-/// How often the cameras are read again even when no change was announced (a change
-/// made through another server on the same database).
-const RESCAN_EVERY: Duration = Duration::from_secs(30);
+/// How long a camera's lease lasts unrenewed: the cameras of an instance that dies are
+/// taken over by another at most this long (plus [`RENEW_EVERY`]) after its last renewal.
+pub const CAMERA_LEASE: Duration = Duration::from_secs(15);
+/// How often leases are renewed, figures shared and the cameras read again, so a change
+/// made through another instance is followed within this.
+pub const RENEW_EVERY: Duration = Duration::from_secs(5);
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// A session that stayed up this long was healthy: the next failure retries quickly again.
 const HEALTHY_SESSION: Duration = Duration::from_secs(60);
@@ -62,9 +73,28 @@ pub struct IngestParts {
 
 struct Running {
     revision: i64,
+    since: DateTime<Utc>,
     stop: CancellationToken,
     stats: Arc<CameraStats>,
     preview: Arc<PreviewFeed>,
+}
+
+/// The process that watches a camera.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct WatchedBy {
+    pub instance_id: String,
+    pub hostname: String,
+    pub pid: i64,
+    /// Since when it has watched the camera without a break.
+    pub since: DateTime<Utc>,
+    /// Whether it is the instance that answered.
+    pub this_instance: bool,
+}
+
+/// A camera another process watches, as it last shared it.
+struct Remote {
+    snapshot: Snapshot,
+    watched_by: WatchedBy,
 }
 
 /// Active cameras by state.
@@ -77,18 +107,42 @@ pub struct StatusCounts {
     pub connecting: u32,
 }
 
-/// The running workers, by camera id.
+impl StatusCounts {
+    fn add(&mut self, status: Status) {
+        match status {
+            Status::Online => self.online += 1,
+            Status::Offline => self.offline += 1,
+            Status::Error => self.errors += 1,
+            Status::Connecting | Status::Inactive => self.connecting += 1,
+        }
+    }
+}
+
+/// The running workers, by camera id, and the figures of the cameras others watch.
 pub struct CameraSupervisor {
     parts: IngestParts,
+    identity: ProcessIdentity,
+    /// Whether this process takes cameras to watch (`watch_cameras`), or only reports them.
+    takes_cameras: bool,
     running: Mutex<HashMap<String, Running>>,
+    /// Cameras other processes watch.
+    remote: Mutex<HashMap<String, Remote>>,
     /// Figures of cameras that are not watched (inactive, or a sealed URL that does not open).
     idle: Mutex<HashMap<String, Arc<CameraStats>>>,
     changed: Notify,
 }
 
 impl CameraSupervisor {
-    pub fn new(parts: IngestParts) -> Self {
-        Self { parts, running: Mutex::default(), idle: Mutex::default(), changed: Notify::new() }
+    pub fn new(parts: IngestParts, identity: ProcessIdentity, takes_cameras: bool) -> Self {
+        Self {
+            parts,
+            identity,
+            takes_cameras,
+            running: Mutex::default(),
+            remote: Mutex::default(),
+            idle: Mutex::default(),
+            changed: Notify::new(),
+        }
     }
 
     /// Announces that cameras were added, changed or removed: the workers follow at once.
@@ -96,36 +150,46 @@ impl CameraSupervisor {
         self.changed.notify_one();
     }
 
-    /// The live figures of camera `id`; `None` for a camera this server has not seen yet.
+    /// The live figures of camera `id`; `None` for a camera nobody has reported yet.
     pub fn stats(&self, id: &str) -> Option<Snapshot> {
         if let Some(running) = lock(&self.running).get(id) {
             return Some(running.stats.snapshot());
         }
+        if let Some(remote) = lock(&self.remote).get(id) {
+            return Some(remote.snapshot.clone());
+        }
         lock(&self.idle).get(id).map(|stats| stats.snapshot())
     }
 
-    /// Camera `id`'s live preview; `None` when the camera is not watched (inactive or unknown).
+    /// The process watching camera `id`, if one is.
+    pub fn watched_by(&self, id: &str) -> Option<WatchedBy> {
+        if let Some(running) = lock(&self.running).get(id) {
+            return Some(self.this_process(running.since));
+        }
+        lock(&self.remote).get(id).map(|remote| remote.watched_by.clone())
+    }
+
+    /// Camera `id`'s live preview; `None` when this process does not watch the camera.
     pub fn preview(&self, id: &str) -> Option<Arc<PreviewFeed>> {
         lock(&self.running).get(id).map(|running| running.preview.clone())
     }
 
-    /// How many watched cameras are in each state.
+    /// How many active cameras of the deployment are in each state.
     pub fn counts(&self) -> StatusCounts {
         let mut counts = StatusCounts::default();
         for running in lock(&self.running).values() {
-            match running.stats.snapshot().status {
-                Status::Online => counts.online += 1,
-                Status::Offline => counts.offline += 1,
-                Status::Error => counts.errors += 1,
-                Status::Connecting | Status::Inactive => counts.connecting += 1,
-            }
+            counts.add(running.stats.snapshot().status);
+        }
+        for remote in lock(&self.remote).values() {
+            counts.add(remote.snapshot.status);
         }
         counts.errors +=
             lock(&self.idle).values().filter(|stats| stats.snapshot().status == Status::Error).count() as u32;
         counts
     }
 
-    /// Keeps the workers in step with the `cameras` table until `shutdown`.
+    /// Keeps the workers in step with the `cameras` table and the leases until
+    /// `shutdown`, then leaves its cameras to the other instances.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
             if let Err(error) = self.reconcile().await {
@@ -134,23 +198,71 @@ impl CameraSupervisor {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = self.changed.notified() => {}
-                () = tokio::time::sleep(RESCAN_EVERY) => {}
+                () = tokio::time::sleep(RENEW_EVERY) => {}
             }
         }
         for (_, running) in lock(&self.running).drain() {
             running.stop.cancel();
         }
+        match camera_watchers::release_all(&self.parts.db, &self.identity.instance_id).await {
+            Ok(0) => {}
+            Ok(cameras) => tracing::info!(cameras, "left the cameras to the other instances"),
+            Err(error) => tracing::warn!(%error, "cannot give up the cameras' leases; they run out by themselves"),
+        }
     }
 
-    /// Starts a worker for each active camera without one, restarts those whose camera
-    /// changed, and stops those whose camera was deactivated or removed.
+    /// Holds (or renews) the lease of every active camera it can, then starts a worker
+    /// for each held camera without one, restarts those whose camera changed, stops
+    /// those it no longer holds or whose camera was deactivated or removed, and notes
+    /// the figures of the cameras others watch.
     async fn reconcile(&self) -> anyhow::Result<()> {
-        let cameras = cameras::all(&self.parts.db).await?;
+        let db = &self.parts.db;
+        let cameras = cameras::all(db).await?;
+        let held = if self.takes_cameras { self.hold_active(&cameras).await? } else { HashSet::new() };
+        self.follow(&cameras, &held);
+        let watchers = camera_watchers::all(db).await?;
+        for dropped in watchers.iter().filter(|w| w.instance_id == self.identity.instance_id) {
+            if !held.contains(&dropped.camera_id) {
+                camera_watchers::release(db, &self.identity.instance_id, &dropped.camera_id).await?;
+            }
+        }
+        self.note_remote(&cameras, watchers);
+        Ok(())
+    }
+
+    /// The active cameras this process holds now.
+    async fn hold_active(&self, cameras: &[CameraRecord]) -> StoreResult<HashSet<String>> {
+        let now = Utc::now();
+        let lease_until = now + chrono::Duration::from_std(CAMERA_LEASE).expect("a short lease");
+        let mut held = HashSet::new();
+        for camera in cameras.iter().filter(|camera| camera.is_active) {
+            let (since, figures) = match lock(&self.running).get(&camera.id) {
+                Some(running) => (running.since, serde_json::to_string(&running.stats.snapshot()).ok()),
+                None => (now, None),
+            };
+            let hold = CameraWatcher {
+                camera_id: camera.id.clone(),
+                instance_id: self.identity.instance_id.clone(),
+                hostname: self.identity.hostname.clone(),
+                pid: i64::from(self.identity.pid),
+                watching_since: since,
+                lease_until,
+                figures,
+            };
+            if camera_watchers::hold(&self.parts.db, &hold, now).await? {
+                held.insert(camera.id.clone());
+            }
+        }
+        Ok(held)
+    }
+
+    fn follow(&self, cameras: &[CameraRecord], held: &HashSet<String>) {
         let mut running = lock(&self.running);
         let mut idle = lock(&self.idle);
         running.retain(|id, worker| {
             let current = cameras.iter().find(|camera| &camera.id == id);
-            let keep = current.is_some_and(|camera| camera.is_active && camera.revision == worker.revision);
+            let keep = held.contains(id)
+                && current.is_some_and(|camera| camera.is_active && camera.revision == worker.revision);
             if !keep {
                 worker.stop.cancel();
                 worker.stats.stopped();
@@ -158,13 +270,13 @@ impl CameraSupervisor {
             keep
         });
         idle.retain(|id, _| cameras.iter().any(|camera| &camera.id == id));
-        for camera in &cameras {
-            if running.contains_key(&camera.id) {
-                continue;
-            }
+        for camera in cameras {
             if !camera.is_active {
                 let stats = idle.entry(camera.id.clone()).or_default();
                 stats.stopped();
+                continue;
+            }
+            if running.contains_key(&camera.id) || !held.contains(&camera.id) {
                 continue;
             }
             idle.remove(&camera.id);
@@ -172,7 +284,9 @@ impl CameraSupervisor {
             let preview = Arc::new(PreviewFeed::default());
             match self.start(camera, stats.clone(), preview.clone()) {
                 Ok(stop) => {
-                    running.insert(camera.id.clone(), Running { revision: camera.revision, stop, stats, preview });
+                    let since = Utc::now();
+                    let worker = Running { revision: camera.revision, since, stop, stats, preview };
+                    running.insert(camera.id.clone(), worker);
                 }
                 Err(error) => {
                     tracing::error!(camera = %camera.id, %error, "cannot open the camera's sealed URL");
@@ -181,7 +295,52 @@ impl CameraSupervisor {
                 }
             }
         }
-        Ok(())
+    }
+
+    /// Remembers the figures of the active cameras other processes hold. A lease that ran
+    /// out shows the camera offline until another process takes it over.
+    fn note_remote(&self, cameras: &[CameraRecord], watchers: Vec<CameraWatcher>) {
+        let now = Utc::now();
+        let active: HashSet<&str> =
+            cameras.iter().filter(|camera| camera.is_active).map(|camera| camera.id.as_str()).collect();
+        let remote = watchers
+            .into_iter()
+            .filter(|w| w.instance_id != self.identity.instance_id && active.contains(w.camera_id.as_str()))
+            .map(|watcher| {
+                let mut snapshot = watcher
+                    .figures
+                    .as_deref()
+                    .and_then(|figures| serde_json::from_str::<Snapshot>(figures).ok())
+                    .unwrap_or_else(|| CameraStats::default().snapshot());
+                if watcher.lease_until < now {
+                    snapshot.status = Status::Offline;
+                    snapshot.online_since = None;
+                    snapshot.last_error = Some(format!(
+                        "the instance watching it ({} pid {}) stopped renewing its lease; another instance takes it over",
+                        watcher.hostname, watcher.pid
+                    ));
+                }
+                let watched_by = WatchedBy {
+                    instance_id: watcher.instance_id,
+                    hostname: watcher.hostname,
+                    pid: watcher.pid,
+                    since: watcher.watching_since,
+                    this_instance: false,
+                };
+                (watcher.camera_id, Remote { snapshot, watched_by })
+            })
+            .collect();
+        *lock(&self.remote) = remote;
+    }
+
+    fn this_process(&self, since: DateTime<Utc>) -> WatchedBy {
+        WatchedBy {
+            instance_id: self.identity.instance_id.clone(),
+            hostname: self.identity.hostname.clone(),
+            pid: i64::from(self.identity.pid),
+            since,
+            this_instance: true,
+        }
     }
 
     fn start(
