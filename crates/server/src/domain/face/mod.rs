@@ -51,6 +51,8 @@ pub struct FaceService {
     followed: AtomicI64,
     /// The threshold follows the gallery size: see [`FaceService::rule`].
     policy: OpenSetPolicy,
+    /// The thread loading the models, until it is waited for.
+    loader: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// The decision rule for the gallery as it is at the moment of the decision.
@@ -76,6 +78,7 @@ impl FaceService {
             versions: Mutex::default(),
             followed: AtomicI64::new(0),
             policy,
+            loader: Mutex::default(),
         }
     }
 
@@ -116,7 +119,7 @@ impl FaceService {
             return;
         }
         let slot = Arc::clone(&self.engine);
-        std::thread::spawn(move || {
+        let loader = std::thread::spawn(move || {
             let started = std::time::Instant::now();
             let loaded = FaceEngine::load(&config).map(Arc::new).map_err(|error| {
                 let message = format!("the face engine could not load: {error}");
@@ -129,6 +132,19 @@ impl FaceService {
             }
             let _ = slot.set(loaded);
         });
+        *self.loader.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(loader);
+    }
+
+    /// Waits (up to `timeout`) for the models to finish loading, when they still are. A
+    /// process must not exit while the inference runtime is being set up on another
+    /// thread: its global state is torn down at exit under the loader's feet (SIGSEGV).
+    pub async fn wait_for_loading(&self, timeout: std::time::Duration) {
+        let Some(loader) = self.loader.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() else {
+            return;
+        };
+        if tokio::time::timeout(timeout, tokio::task::spawn_blocking(move || loader.join())).await.is_err() {
+            tracing::warn!(timeout_secs = timeout.as_secs(), "the face engine was still loading at shutdown");
+        }
     }
 
     pub fn state(&self) -> EngineState {
