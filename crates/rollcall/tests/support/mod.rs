@@ -62,7 +62,13 @@ impl Server {
     /// Starts on a free port with its data in `dir`, the real models, the bootstrap admin,
     /// and `env` on top; returns once it is ready.
     pub async fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
-        Self::start_with_output(dir, &["serve"], env, Stdio::null(), Stdio::null()).await
+        Self::start_with_output(dir, &["serve"], env, Stdio::null(), Stdio::null(), "/readyz").await
+    }
+
+    /// [`Server::start`] that returns once it answers `/healthz`, ready or not (an engine
+    /// it needs may be down).
+    pub async fn start_alive(dir: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_with_output(dir, &["serve"], env, Stdio::null(), Stdio::null(), "/healthz").await
     }
 
     /// [`Server::start`], with everything the server prints (its log) written to `log`.
@@ -75,7 +81,7 @@ impl Server {
     pub async fn start_as_logging_to(dir: &Path, args: &[&str], env: &[(&str, &str)], log: &Path) -> Server {
         let file = std::fs::File::create(log).unwrap();
         let copy = file.try_clone().unwrap();
-        Self::start_with_output(dir, args, env, Stdio::from(file), Stdio::from(copy)).await
+        Self::start_with_output(dir, args, env, Stdio::from(file), Stdio::from(copy), "/readyz").await
     }
 
     async fn start_with_output(
@@ -84,6 +90,7 @@ impl Server {
         env: &[(&str, &str)],
         stdout: Stdio,
         stderr: Stdio,
+        probe: &str,
     ) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
@@ -104,7 +111,7 @@ impl Server {
         let mut server = Server { child, base: format!("http://127.0.0.1:{port}") };
         let client = reqwest::Client::new();
         for _ in 0..600 {
-            let ready = client.get(format!("{}/readyz", server.base)).send().await;
+            let ready = client.get(format!("{}{probe}", server.base)).send().await;
             if ready.is_ok_and(|r| r.status().is_success()) {
                 return server;
             }
@@ -113,7 +120,7 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("rollcall did not become ready on {} within 30 s", server.base);
+        panic!("rollcall did not answer {probe} on {} within 30 s", server.base);
     }
 
     pub fn kill(&mut self) {
