@@ -203,11 +203,16 @@ pub mod testing {
     /// A link with a key prefix of its own, or `None` (with a notice) when
     /// `ROLLCALL_TEST_REDIS_URL` is unset.
     pub fn test_link(test: &str) -> Option<Arc<RedisLink>> {
-        let Some(url) = std::env::var("ROLLCALL_TEST_REDIS_URL").ok().filter(|url| !url.is_empty()) else {
+        test_url(test).map(|url| Arc::new(link_to(&url, &unique_prefix())))
+    }
+
+    /// `ROLLCALL_TEST_REDIS_URL`, or `None` (with a notice that `test` is skipped).
+    pub fn test_url(test: &str) -> Option<String> {
+        let url = std::env::var("ROLLCALL_TEST_REDIS_URL").ok().filter(|url| !url.is_empty());
+        if url.is_none() {
             eprintln!("note: ROLLCALL_TEST_REDIS_URL is unset: {test} skipped");
-            return None;
-        };
-        Some(Arc::new(link_to(&url, &unique_prefix())))
+        }
+        url
     }
 
     pub fn unique_prefix() -> String {

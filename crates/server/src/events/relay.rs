@@ -209,7 +209,7 @@ mod tests {
     use tokio::sync::broadcast::error::TryRecvError;
 
     use super::*;
-    use crate::redis_link::testing::{link_to, unique_prefix};
+    use crate::redis_link::testing::{link_to, test_url, unique_prefix};
 
     fn arrival(n: u32) -> Event {
         Event {
@@ -229,14 +229,6 @@ mod tests {
         let bus = Arc::new(EventBus::relayed(Vec::new()));
         tokio::spawn(run(link, bus.clone(), shutdown.clone()));
         bus
-    }
-
-    fn test_url(test: &str) -> Option<String> {
-        let url = std::env::var("ROLLCALL_TEST_REDIS_URL").ok().filter(|url| !url.is_empty());
-        if url.is_none() {
-            eprintln!("note: ROLLCALL_TEST_REDIS_URL is unset: {test} skipped");
-        }
-        url
     }
 
     /// The next event's key, past the probes of [`until_relayed`].
