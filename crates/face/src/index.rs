@@ -6,6 +6,7 @@
 //! it: a search is a straight pass over the int8 rows, then an exact f32 pass over the few
 //! rows the int8 error bound cannot rule out, so its result is the exhaustive scan's.
 
+mod kernel;
 mod quantized;
 
 use std::collections::HashMap;

@@ -1,12 +1,15 @@
 //! An int8 copy of the index's rows for a first pass whose error has a proven bound, so
 //! the exact f32 pass only re-scores the rows that can still change the result.
 //!
-//! A row `x` is stored as `round(256·x)` clamped to ±127 (a quarter of the bytes of f32),
-//! the probe `p` as i16 at full range. Writing `e` for a row's coding error and `d` for the
-//! probe's, the coded score differs from the real one by `|Σ pᵢeᵢ + Σ dᵢ(xᵢ − eᵢ)|
-//! ≤ ‖e‖ + ‖d‖(1 + ‖e‖)` (Cauchy–Schwarz, unit vectors), whatever the data.
+//! A row `x` is coded as `round(256·x)` clamped to ±127 (a quarter of the bytes of f32) and
+//! stored offset by 128 as an unsigned byte, the probe `p` as signed bytes at full range
+//! (the operand types of the dot-product instruction [`kernel`] uses). Writing `e` for a
+//! row's coding error and `d` for the probe's, the coded score differs from the real one by
+//! `|Σ pᵢeᵢ + Σ dᵢ(xᵢ − eᵢ)| ≤ ‖e‖ + ‖d‖(1 + ‖e‖)` (Cauchy–Schwarz, unit vectors), whatever
+//! the data.
 
 use super::TopTwo;
+use super::kernel;
 use crate::embed::EMBEDDING_DIM;
 
 /// Codes per unit of similarity: components up to ±0.496 are coded without clamping, and
@@ -16,11 +19,16 @@ const CODE_LIMIT: f64 = 127.0;
 /// Covers the f32 rounding of the exact dot product (well under 1e-5 for 128 terms of unit
 /// vectors) and of the bound arithmetic itself.
 const ROUNDING_SLACK: f64 = 1e-4;
+/// What a stored byte adds to a row's code.
+const CODE_OFFSET: i32 = 128;
+/// Rows scored per call of the kernel: their scores stay in L1.
+const BLOCK_ROWS: usize = 256;
 
 /// The coded rows, kept in step with the f32 rows they mirror.
 #[derive(Debug, Clone, Default)]
 pub(super) struct QuantizedRows {
-    codes: Vec<i8>,
+    /// Each row's codes plus [`CODE_OFFSET`].
+    codes: Vec<u8>,
     /// Largest coding error ‖x − code/256‖ of any row stored so far. Not lowered when rows
     /// go: a stale maximum is still a valid bound, only a slightly wider one.
     max_error: f64,
@@ -28,7 +36,9 @@ pub(super) struct QuantizedRows {
 
 /// A probe coded for [`QuantizedRows::candidates`].
 pub(super) struct QuantizedProbe {
-    codes: [i16; EMBEDDING_DIM],
+    codes: [i8; EMBEDDING_DIM],
+    /// `CODE_OFFSET · Σ codes`: what the stored offset adds to every row's score.
+    offset: i32,
     /// Codes per unit of similarity.
     scale: f64,
     /// ‖p − code/scale‖.
@@ -38,15 +48,17 @@ pub(super) struct QuantizedProbe {
 impl QuantizedProbe {
     pub(super) fn new(probe: &[f32]) -> Self {
         let largest = probe.iter().fold(0.0f64, |m, v| m.max(f64::from(v.abs()))).max(f64::MIN_POSITIVE);
-        let scale = f64::from(i16::MAX) / largest;
-        let mut codes = [0i16; EMBEDDING_DIM];
+        let limit = f64::from(i8::MAX);
+        let scale = limit / largest;
+        let mut codes = [0i8; EMBEDDING_DIM];
         let mut error_sq = 0.0;
         for (code, value) in codes.iter_mut().zip(probe) {
-            let scaled = (f64::from(*value) * scale).round().clamp(-f64::from(i16::MAX), f64::from(i16::MAX));
-            *code = scaled as i16;
+            let scaled = (f64::from(*value) * scale).round().clamp(-limit, limit);
+            *code = scaled as i8;
             error_sq += (f64::from(*value) - scaled / scale).powi(2);
         }
-        Self { codes, scale, error: error_sq.sqrt() }
+        let offset = CODE_OFFSET * codes.iter().map(|&c| i32::from(c)).sum::<i32>();
+        Self { codes, offset, scale, error: error_sq.sqrt() }
     }
 }
 
@@ -59,7 +71,7 @@ impl QuantizedRows {
         let mut error_sq = 0.0;
         for value in row {
             let code = (f64::from(*value) * CODE_SCALE).round().clamp(-CODE_LIMIT, CODE_LIMIT);
-            self.codes.push(code as i8);
+            self.codes.push((code as i32 + CODE_OFFSET) as u8);
             error_sq += (f64::from(*value) - code / CODE_SCALE).powi(2);
         }
         self.max_error = self.max_error.max(error_sq.sqrt());
@@ -94,12 +106,18 @@ impl QuantizedRows {
         let mut top = TopTwo::new(i64::MIN);
         let mut threshold = i64::MIN;
         let mut found: Vec<(usize, i64)> = Vec::new();
-        for (row, codes) in self.codes.chunks_exact(EMBEDDING_DIM).enumerate() {
-            let score = i64::from(code_dot(&probe.codes, codes));
-            if score >= threshold {
-                found.push((row, score));
-                top.offer(owner(row), score);
-                threshold = top.second.1.saturating_sub(window);
+        let mut scores = [0i32; BLOCK_ROWS];
+        for (block, rows) in self.codes.chunks(BLOCK_ROWS * EMBEDDING_DIM).enumerate() {
+            kernel::row_scores(&probe.codes, rows, &mut scores);
+            let first_row = block * BLOCK_ROWS;
+            for (k, &raw) in scores[..rows.len() / EMBEDDING_DIM].iter().enumerate() {
+                let score = i64::from(raw - probe.offset);
+                if score >= threshold {
+                    let row = first_row + k;
+                    found.push((row, score));
+                    top.offer(owner(row), score);
+                    threshold = top.second.1.saturating_sub(window);
+                }
             }
         }
         found.into_iter().filter(|&(_, score)| score >= threshold).map(|(row, _)| row).collect()
@@ -110,17 +128,4 @@ impl QuantizedRows {
         let bound = self.max_error + probe.error * (1.0 + self.max_error) + ROUNDING_SLACK;
         (2.0 * bound * CODE_SCALE * probe.scale).ceil() as i64 + 1
     }
-}
-
-/// Integer dot product written for auto-vectorisation (16 independent i32 lanes). It cannot
-/// overflow: |Σ| ≤ 128 · 127 · 32767 < 2³¹.
-#[inline]
-fn code_dot(probe: &[i16; EMBEDDING_DIM], row: &[i8]) -> i32 {
-    let mut acc = [0i32; 16];
-    for (p, r) in probe.chunks_exact(16).zip(row.chunks_exact(16)) {
-        for k in 0..16 {
-            acc[k] += i32::from(p[k]) * i32::from(r[k]);
-        }
-    }
-    acc.iter().sum()
 }
