@@ -278,7 +278,7 @@ pub fn data_key_file(config: &Config) -> std::path::PathBuf {
 }
 
 /// The configured data key (ring), or one generated on first start into the data dir.
-fn data_sealer(config: &Config) -> anyhow::Result<Sealer> {
+pub fn data_sealer(config: &Config) -> anyhow::Result<Sealer> {
     let key = match &config.data_key {
         Some(key) => key.expose_secret().to_owned(),
         None => {

@@ -23,6 +23,10 @@ pub struct Args {
     /// Seed: the same seed, people and days give the same data.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Also enroll every person with a random face template (to measure a large gallery:
+    /// index load time, memory, search); no real photo matches them.
+    #[arg(long)]
+    pub faces: bool,
 }
 
 /// The most people and days one run writes.
@@ -48,12 +52,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             days: args.days,
             last_day: calendar.today().pred_opt().context("no yesterday")?,
             seed: args.seed,
+            faces: args.faces.then(|| app::data_sealer(&config)).transpose()?,
         };
         let started = Instant::now();
         let data = demo::generate(&db, &calendar, &plan, &password_hash).await?;
         println!(
-            "demo data: {} people, {} attendance logs from {} to {} in {:.1} s ({})",
+            "demo data: {} people{}, {} attendance logs from {} to {} in {:.1} s ({})",
             data.people,
+            if args.faces { " with random face templates" } else { "" },
             data.logs,
             data.first_day,
             data.last_day,

@@ -6,18 +6,23 @@
 //!
 //! Demo people (`DEMO-000001`, …) cannot log in: their password is random and shown to
 //! nobody. Nothing here is used by the tests' assertions.
+//!
+//! With [`DemoPlan::faces`], each person is also enrolled with a template of one random
+//! embedding, sealed like a real one, to measure what a large gallery costs (loading the
+//! face index, its memory, 1:N search); a photo of a real person matches none of them.
 
 use chrono::{Datelike, Days, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
+use crate::crypto::Sealer;
 use crate::domain::attendance_counts;
 use crate::domain::calendar::{Calendar, DateRange};
 use crate::domain::users::Role;
 use crate::store::attendance::{self as attendance_store, NewAttendance};
 use crate::store::users::{self as user_store, NewUser};
-use crate::store::{Db, StoreResult};
+use crate::store::{Db, StoreResult, sealed, templates};
 
 const DEPARTMENTS: [(&str, u32); 8] = [
     ("Computer Science", 22),
@@ -48,6 +53,8 @@ pub struct DemoPlan {
     /// The last day of the data (usually yesterday).
     pub last_day: NaiveDate,
     pub seed: u64,
+    /// Enrolls every person with a random template sealed by this key.
+    pub faces: Option<Sealer>,
 }
 
 #[derive(Debug)]
@@ -76,6 +83,13 @@ pub async fn generate(db: &Db, calendar: &Calendar, plan: &DemoPlan, password_ha
         let (users, traits): (Vec<NewUser>, Vec<Person>) = batch.into_iter().unzip();
         let tx = db.begin().await?;
         let records = user_store::insert_many(&tx, users).await?;
+        if let Some(sealer) = &plan.faces {
+            for record in &records {
+                let template = random_template(&mut rng);
+                let sealed = sealer.seal(&template.to_bytes(), &sealed::template_binding(record.id));
+                templates::upsert(&tx, record.id, sealed, 1).await?;
+            }
+        }
         tx.commit().await?;
         people.extend(records.into_iter().map(|record| record.id).zip(traits));
     }
@@ -117,6 +131,13 @@ struct Person {
     /// Usual arrival, minutes after midnight.
     arrives_at: f64,
     department: usize,
+}
+
+/// One embedding of independent uniform components, normalised.
+fn random_template(rng: &mut StdRng) -> rollcall_face::Template {
+    let values: Vec<f32> = (0..rollcall_face::EMBEDDING_DIM).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let embedding = rollcall_face::Embedding::new(&values).expect("128 finite values, not all zero");
+    rollcall_face::Template::new(vec![embedding]).expect("one embedding")
 }
 
 fn person(n: usize, rng: &mut StdRng, password_hash: &str) -> (NewUser, Person) {
