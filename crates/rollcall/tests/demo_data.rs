@@ -1,6 +1,8 @@
 //! `rollcall demo-data`: synthetic people and attendance in a fresh database, the same for
 //! the same seed, and never written twice into one database.
 
+mod support;
+
 use std::process::{Command, Output};
 
 fn demo_data(data_dir: &std::path::Path, args: &[&str]) -> Output {
@@ -42,4 +44,17 @@ fn demo_data_fills_a_fresh_database_once_and_a_seed_repeats_it() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("demo data already"), "{again:?}");
     let refused = demo_data(second.path(), &["--people", "0"]);
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("--people"));
+}
+
+/// `--faces` seals a template per person with the data key `serve` then uses: the server
+/// starts with every demo person in its matching index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_people_with_faces_are_in_the_servers_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = ["--people", "30", "--days", "1", "--faces"];
+    assert_eq!(counts(&demo_data(&dir.path().join("data"), &plan)).0, 30);
+    let server = support::Server::start(dir.path(), &[]).await;
+    let admin = support::admin(&server, &reqwest::Client::new()).await;
+    let health = admin.get("/system/health/").await;
+    assert_eq!(health["services"]["ai_workers"]["engine"]["enrolled"], 30, "{health}");
 }
