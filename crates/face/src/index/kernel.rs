@@ -48,20 +48,17 @@ mod vnni {
     use std::arch::x86_64::{
         __m512i, _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_reduce_add_epi32, _mm512_setzero_si512,
     };
-    use std::sync::OnceLock;
 
     use super::EMBEDDING_DIM;
 
     /// A row is two 64-byte vectors.
     const HALF: usize = EMBEDDING_DIM / 2;
 
+    /// The standard library caches what it detected, so this is cheap per call.
     pub(super) fn available() -> bool {
-        static AVAILABLE: OnceLock<bool> = OnceLock::new();
-        *AVAILABLE.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512bw")
-                && std::arch::is_x86_feature_detected!("avx512vnni")
-        })
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vnni")
     }
 
     /// # Safety
