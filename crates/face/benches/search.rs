@@ -1,5 +1,5 @@
 //! 1:N search over synthetic galleries of 10k, 100k and 1M templates (fixed seed), one
-//! thread: the index's two-pass search (int8 first pass, exact f32 re-scoring) side by side
+//! thread: the index's three-pass search (4-bit and int8 passes, exact f32 re-scoring) side by side
 //! with the exhaustive f32 scan it must equal.
 //!
 //! First a latency table (p50 and p99 of single searches over a probe set, half of them
@@ -95,9 +95,7 @@ fn latency(probes: &[Embedding], search: impl Fn(&Embedding)) -> (f64, f64) {
 
 fn latency_table() {
     let mut galleries = Galleries::new();
-    println!(
-        "| templates | two-pass p50 | two-pass p99 | exhaustive f32 p50 | exhaustive f32 p99 | bytes per template |"
-    );
+    println!("| templates | search p50 | search p99 | exhaustive f32 p50 | exhaustive f32 p99 | bytes per template |");
     println!("|---|---|---|---|---|---|");
     for size in SIZES {
         galleries.grow_to(size);
@@ -125,7 +123,7 @@ fn search(c: &mut Criterion) {
         let index = galleries.grow_to(size);
         let probe = Rng(size as u64).embedding();
         g.throughput(criterion::Throughput::Elements(size as u64));
-        g.bench_with_input(BenchmarkId::new("two_pass", size), &size, |b, _| {
+        g.bench_with_input(BenchmarkId::new("three_pass", size), &size, |b, _| {
             b.iter(|| index.search(black_box(&probe)))
         });
         g.bench_with_input(BenchmarkId::new("exhaustive_f32", size), &size, |b, _| {

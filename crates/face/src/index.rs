@@ -1,16 +1,21 @@
 //! 1:N search over enrolled templates.
 //!
 //! [`FaceIndex`] is the seam for an approximate index later; [`ExactIndex`] gives the
-//! result of comparing the probe with every enrolled embedding. Embeddings live in one
-//! contiguous `Vec<f32>` (a row of [`EMBEDDING_DIM`] floats each) with an int8 copy beside
-//! it: a search is a straight pass over the int8 rows, then an exact f32 pass over the few
-//! rows the int8 error bound cannot rule out, so its result is the exhaustive scan's.
+//! result of comparing the probe with every row it searches: each enrolled embedding under
+//! [`Fusion::BestOf`], each identity's mean under [`Fusion::Mean`], and nothing else (a
+//! row costs memory for every enrolled person). Rows live in one contiguous `Vec<f32>` (a
+//! row of [`EMBEDDING_DIM`] floats each) with a 4-bit and an int8 copy beside it: a search
+//! is a straight pass over the 4-bit rows, then an int8 pass over the rows its error bound
+//! cannot rule out, then an exact f32 pass over the few left, so its result is the
+//! exhaustive scan's.
 
 mod kernel;
+mod nibbles;
 mod quantized;
 
 use std::collections::HashMap;
 
+use nibbles::NibbleRows;
 use quantized::{QuantizedProbe, QuantizedRows};
 
 use serde::{Deserialize, Serialize};
@@ -73,23 +78,22 @@ pub trait FaceIndex: Send + Sync {
     fn search(&self, probe: &Embedding) -> SearchResult;
 }
 
-/// Exact cosine search over every embedding.
+/// Exact cosine search over every row the fusion scores.
 #[derive(Debug, Clone, Default)]
 pub struct ExactIndex {
     fusion: Fusion,
     /// Identity of each slot; slots are compacted on removal.
     identities: Vec<String>,
     slots: HashMap<String, u32>,
-    /// Individual embeddings, one row per embedding.
+    /// The rows searched: one per embedding under best-of, one per identity (its mean)
+    /// under mean fusion.
     rows: Vec<f32>,
     /// Slot owning each row of `rows`.
     row_slots: Vec<u32>,
-    /// Mean template per slot, one row per slot.
-    means: Vec<f32>,
-    /// int8 copy of `rows`, for the first pass.
+    /// int8 copy of `rows`, for the second pass.
     row_codes: QuantizedRows,
-    /// int8 copy of `means`.
-    mean_codes: QuantizedRows,
+    /// 4-bit copy of `rows`, for the first pass.
+    row_nibbles: NibbleRows,
 }
 
 /// Slot of "no identity yet".
@@ -128,7 +132,8 @@ impl<S: PartialOrd + Copy> TopTwo<S> {
 }
 
 impl ExactIndex {
-    /// An empty index scoring identities with `fusion`.
+    /// An empty index scoring identities with `fusion`, for good: it keeps only the rows
+    /// that fusion searches.
     pub fn new(fusion: Fusion) -> Self {
         Self { fusion, ..Self::default() }
     }
@@ -138,66 +143,48 @@ impl ExactIndex {
         self.fusion
     }
 
-    /// Switches between best-of and mean scoring (both are always kept up to date).
-    pub fn set_fusion(&mut self, fusion: Fusion) {
-        self.fusion = fusion;
-    }
-
-    /// Number of stored embeddings (rows), over all identities.
-    pub fn embedding_count(&self) -> usize {
+    /// Number of rows searched: embeddings under best-of, identities under mean fusion.
+    pub fn row_count(&self) -> usize {
         self.row_slots.len()
     }
 
     /// Reserves room for `identities` identities with `embeddings` embeddings in total.
     pub fn reserve(&mut self, identities: usize, embeddings: usize) {
+        let rows = match self.fusion {
+            Fusion::BestOf => embeddings,
+            Fusion::Mean => identities,
+        };
         self.identities.reserve(identities);
         self.slots.reserve(identities);
-        self.means.reserve(identities * EMBEDDING_DIM);
-        self.rows.reserve(embeddings * EMBEDDING_DIM);
-        self.row_codes.reserve(embeddings);
-        self.mean_codes.reserve(identities);
-        self.row_slots.reserve(embeddings);
+        self.rows.reserve(rows * EMBEDDING_DIM);
+        self.row_codes.reserve(rows);
+        self.row_nibbles.reserve(rows);
+        self.row_slots.reserve(rows);
     }
 
-    /// Bytes held by the embeddings (f32 rows, int8 rows, row owners, f32 and int8 means)
-    /// and the identity strings, without allocator slack or the hash map's own table.
+    /// Bytes held by the rows (f32, int8 and 4-bit copies, owners) and the identity
+    /// strings, without allocator slack or the hash map's own table.
     pub fn heap_bytes(&self) -> usize {
-        let floats = (self.rows.len() + self.means.len()) * size_of::<f32>();
-        let codes = self.row_codes.heap_bytes() + self.mean_codes.heap_bytes();
+        let codes = self.row_codes.heap_bytes() + self.row_nibbles.heap_bytes();
         let names: usize = self.identities.iter().map(String::len).sum();
-        floats + codes + self.row_slots.len() * size_of::<u32>() + 2 * names
+        self.rows.len() * size_of::<f32>() + codes + self.row_slots.len() * size_of::<u32>() + 2 * names
     }
 
-    /// The search by comparing the probe with every row in f32: the reference the two-pass
-    /// [`FaceIndex::search`] must equal, and what it is benchmarked against.
+    /// The search by comparing the probe with every row in f32: the reference the
+    /// three-pass [`FaceIndex::search`] must equal, and what it is benchmarked against.
     pub fn search_exhaustive(&self, probe: &Embedding) -> SearchResult {
-        let (rows, owner) = self.rows_for_fusion();
-        self.rescore(probe.as_slice(), rows, 0..rows.len() / EMBEDDING_DIM, owner)
+        self.rescore(probe.as_slice(), 0..self.row_count())
     }
 
-    fn rows_for_fusion(&self) -> (&[f32], impl Fn(usize) -> u32 + '_) {
-        let rows = match self.fusion {
-            Fusion::BestOf => &self.rows,
-            Fusion::Mean => &self.means,
-        };
-        let fusion = self.fusion;
-        (rows, move |i: usize| match fusion {
-            Fusion::BestOf => self.row_slots[i],
-            Fusion::Mean => i as u32,
-        })
+    fn owner(&self, row: usize) -> u32 {
+        self.row_slots[row]
     }
 
     /// The exact f32 scan over the given rows, in the order given.
-    fn rescore(
-        &self,
-        probe: &[f32],
-        rows: &[f32],
-        candidates: impl IntoIterator<Item = usize>,
-        owner: impl Fn(usize) -> u32,
-    ) -> SearchResult {
+    fn rescore(&self, probe: &[f32], candidates: impl IntoIterator<Item = usize>) -> SearchResult {
         let mut top = TopTwo::new(f32::NEG_INFINITY);
         for i in candidates {
-            top.offer(owner(i), dot(probe, &rows[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM]));
+            top.offer(self.owner(i), dot(probe, &self.rows[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM]));
         }
         let hit = |(slot, similarity): (u32, f32)| {
             (slot != NO_SLOT).then(|| SearchHit { identity: self.identities[slot as usize].clone(), similarity })
@@ -212,11 +199,14 @@ impl FaceIndex for ExactIndex {
         let slot = self.identities.len() as u32;
         self.identities.push(identity.to_string());
         self.slots.insert(identity.to_string(), slot);
-        self.means.extend_from_slice(template.mean().as_slice());
-        self.mean_codes.push(template.mean().as_slice());
-        for e in template.embeddings() {
+        let rows = match self.fusion {
+            Fusion::BestOf => template.embeddings(),
+            Fusion::Mean => std::slice::from_ref(template.mean()),
+        };
+        for e in rows {
             self.rows.extend_from_slice(e.as_slice());
             self.row_codes.push(e.as_slice());
+            self.row_nibbles.push(e.as_slice());
             self.row_slots.push(slot);
         }
     }
@@ -235,6 +225,7 @@ impl FaceIndex for ExactIndex {
             if write != read {
                 self.rows.copy_within(read * EMBEDDING_DIM..(read + 1) * EMBEDDING_DIM, write * EMBEDDING_DIM);
                 self.row_codes.move_row(read, write);
+                self.row_nibbles.move_row(read, write);
             }
             self.row_slots[write] = if owner > slot { owner - 1 } else { owner };
             write += 1;
@@ -242,10 +233,8 @@ impl FaceIndex for ExactIndex {
         self.row_slots.truncate(write);
         self.rows.truncate(write * EMBEDDING_DIM);
         self.row_codes.truncate(write);
-        let s = slot as usize;
-        self.identities.remove(s);
-        self.means.drain(s * EMBEDDING_DIM..(s + 1) * EMBEDDING_DIM);
-        self.mean_codes.remove_row(s);
+        self.row_nibbles.truncate(write);
+        self.identities.remove(slot as usize);
         for v in self.slots.values_mut() {
             if *v > slot {
                 *v -= 1;
@@ -262,16 +251,17 @@ impl FaceIndex for ExactIndex {
         self.identities.len()
     }
 
-    /// Two passes: the int8 rows pick the candidates, f32 re-scores them (see
-    /// `QuantizedRows::candidates` for why the result is [`ExactIndex::search_exhaustive`]'s).
+    /// Three passes: the 4-bit rows pick candidates, the int8 rows narrow them, f32
+    /// re-scores the rest. Each pass keeps every row that can reach the second-best
+    /// identity's real score, in order (see `NibbleRows::candidates` and
+    /// `QuantizedRows::candidates_among`), so the result is
+    /// [`ExactIndex::search_exhaustive`]'s.
     fn search(&self, probe: &Embedding) -> SearchResult {
-        let codes = match self.fusion {
-            Fusion::BestOf => &self.row_codes,
-            Fusion::Mean => &self.mean_codes,
-        };
-        let (rows, owner) = self.rows_for_fusion();
-        let candidates = codes.candidates(&QuantizedProbe::new(probe.as_slice()), &owner);
-        self.rescore(probe.as_slice(), rows, candidates, owner)
+        let coded = QuantizedProbe::new(probe.as_slice());
+        let owner = |row| self.owner(row);
+        let coarse = self.row_nibbles.candidates(&coded, owner);
+        let candidates = self.row_codes.candidates_among(&coded, &coarse, owner);
+        self.rescore(probe.as_slice(), candidates)
     }
 }
 
@@ -301,16 +291,19 @@ mod tests {
 
     #[test]
     fn finds_the_right_identity_with_margin() {
-        let mut index = ExactIndex::new(Fusion::BestOf);
         let people: Vec<Embedding> = (0..50).map(synthetic).collect();
-        for (i, p) in people.iter().enumerate() {
-            let t = Template::new(vec![near(p, 1000 + i as u64, 0.3), near(p, 2000 + i as u64, 0.3)]).unwrap();
-            index.upsert(&format!("user-{i}"), &t);
-        }
-        assert_eq!(index.len(), 50);
-        assert_eq!(index.embedding_count(), 100);
+        let templates: Vec<Template> = people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Template::new(vec![near(p, 1000 + i as u64, 0.3), near(p, 2000 + i as u64, 0.3)]).unwrap())
+            .collect();
         for fusion in [Fusion::BestOf, Fusion::Mean] {
-            index.set_fusion(fusion);
+            let mut index = ExactIndex::new(fusion);
+            for (i, t) in templates.iter().enumerate() {
+                index.upsert(&format!("user-{i}"), t);
+            }
+            assert_eq!(index.len(), 50);
+            assert_eq!(index.row_count(), if fusion == Fusion::BestOf { 100 } else { 50 });
             let probe = near(&people[17], 99, 0.3);
             let r = index.search(&probe);
             let best = r.best.clone().unwrap();
@@ -322,18 +315,9 @@ mod tests {
             // The second identity is really the best of the rest.
             let expected_second = (0..50)
                 .filter(|&i| i != 17)
-                .map(|i| {
-                    let rows = index.rows.chunks_exact(EMBEDDING_DIM).zip(&index.row_slots);
-                    match fusion {
-                        Fusion::BestOf => rows
-                            .filter(|(_, s)| index.identities[**s as usize] == format!("user-{i}"))
-                            .map(|(r, _)| dot(probe.as_slice(), r))
-                            .fold(f32::NEG_INFINITY, f32::max),
-                        Fusion::Mean => {
-                            let slot = index.slots[&format!("user-{i}")] as usize;
-                            dot(probe.as_slice(), &index.means[slot * EMBEDDING_DIM..(slot + 1) * EMBEDDING_DIM])
-                        }
-                    }
+                .map(|i| match fusion {
+                    Fusion::BestOf => templates[i].best_cosine(&probe),
+                    Fusion::Mean => templates[i].mean().cosine(&probe),
                 })
                 .fold(f32::NEG_INFINITY, f32::max);
             assert!((second.similarity - expected_second).abs() < 1e-6);
@@ -351,7 +335,7 @@ mod tests {
         // Replace b's face with c's: a probe of b no longer finds b first.
         index.upsert("b", &Template::new(vec![c.clone(), c.clone()]).unwrap());
         assert_eq!(index.len(), 3);
-        assert_eq!(index.embedding_count(), 4);
+        assert_eq!(index.row_count(), 4);
         let r = index.search(&b);
         assert!(r.best.unwrap().similarity < 0.5);
         assert!(index.remove("a"));
@@ -370,8 +354,8 @@ mod tests {
     /// A gallery of `people` identities of one to three embeddings each; every tenth
     /// identity is a near-duplicate of the one before (tiny margins), and a few are exact
     /// copies (ties).
-    fn gallery(seed: u64, people: usize) -> (ExactIndex, Vec<Embedding>) {
-        let mut index = ExactIndex::new(Fusion::BestOf);
+    fn gallery(seed: u64, people: usize, fusion: Fusion) -> (ExactIndex, Vec<Embedding>) {
+        let mut index = ExactIndex::new(fusion);
         let mut faces: Vec<Embedding> = Vec::with_capacity(people);
         for i in 0..people {
             let id = seed * 10_000_000 + i as u64;
@@ -402,62 +386,78 @@ mod tests {
             .collect()
     }
 
-    fn assert_same_as_exhaustive(index: &mut ExactIndex, probes: &[Embedding]) {
+    fn assert_same_as_exhaustive(index: &ExactIndex, probes: &[Embedding]) {
+        for (k, probe) in probes.iter().enumerate() {
+            assert_eq!(index.search(probe), index.search_exhaustive(probe), "probe {k}, {:?}", index.fusion());
+        }
+    }
+
+    #[test]
+    fn three_pass_search_equals_the_exhaustive_scan() {
         for fusion in [Fusion::BestOf, Fusion::Mean] {
-            index.set_fusion(fusion);
-            for (k, probe) in probes.iter().enumerate() {
-                assert_eq!(index.search(probe), index.search_exhaustive(probe), "probe {k}, {fusion:?}");
+            let (mut index, faces) = gallery(1, 20_000, fusion);
+            assert_same_as_exhaustive(&index, &probes(&faces, 500, 400));
+            // Replace some identities (one by a copy of another: exact ties), remove others.
+            for i in (0..20_000).step_by(97) {
+                let face = if i % 2 == 0 { faces[i + 1].clone() } else { synthetic(900_000 + i as u64) };
+                index.upsert(&format!("user-{i}"), &Template::new(vec![face.clone(), near(&face, 3, 0.05)]).unwrap());
             }
+            for i in (5..20_000).step_by(89) {
+                assert!(index.remove(&format!("user-{i}")));
+            }
+            assert_same_as_exhaustive(&index, &probes(&faces, 700, 400));
         }
     }
 
     #[test]
-    fn two_pass_search_equals_the_exhaustive_scan() {
-        let (mut index, faces) = gallery(1, 20_000);
-        assert_same_as_exhaustive(&mut index, &probes(&faces, 500, 400));
-        // Replace some identities (one by a copy of another: exact ties), remove others.
-        index.set_fusion(Fusion::BestOf);
-        for i in (0..20_000).step_by(97) {
-            let face = if i % 2 == 0 { faces[i + 1].clone() } else { synthetic(900_000 + i as u64) };
-            index.upsert(&format!("user-{i}"), &Template::new(vec![face.clone(), near(&face, 3, 0.05)]).unwrap());
+    fn three_pass_search_equals_the_exhaustive_scan_at_200k() {
+        for fusion in [Fusion::BestOf, Fusion::Mean] {
+            let (index, faces) = gallery(2, 200_000, fusion);
+            assert_same_as_exhaustive(&index, &probes(&faces, 900, 40));
         }
-        for i in (5..20_000).step_by(89) {
-            assert!(index.remove(&format!("user-{i}")));
+    }
+
+    /// Each coded pass rules out most of what reaches it, for strangers and for enrolled
+    /// people alike: without that, the search would be right but no faster than f32.
+    #[test]
+    fn each_coded_pass_narrows_the_rows() {
+        let (index, faces) = gallery(4, 20_000, Fusion::BestOf);
+        let owner = |row| index.owner(row);
+        for probe in [synthetic(77), near(&faces[1234], 5, 0.4)] {
+            let coded = QuantizedProbe::new(probe.as_slice());
+            let coarse = index.row_nibbles.candidates(&coded, owner);
+            let fine = index.row_codes.candidates_among(&coded, &coarse, owner);
+            let rows = index.row_count();
+            assert!(coarse.len() * 10 < rows, "4-bit pass kept {} of {rows}", coarse.len());
+            assert!(fine.len() * 10 < coarse.len().max(10), "int8 pass kept {} of {}", fine.len(), coarse.len());
         }
-        assert_same_as_exhaustive(&mut index, &probes(&faces, 700, 400));
     }
 
     #[test]
-    fn two_pass_search_equals_the_exhaustive_scan_at_200k() {
-        let (mut index, faces) = gallery(2, 200_000);
-        assert_same_as_exhaustive(&mut index, &probes(&faces, 900, 40));
-    }
-
-    #[test]
-    fn two_pass_search_on_tiny_galleries() {
-        let mut index = ExactIndex::new(Fusion::BestOf);
-        let a = synthetic(11);
-        assert_eq!(index.search(&a), SearchResult::default());
-        index.upsert("a", &Template::new(vec![a.clone(), near(&a, 1, 0.3)]).unwrap());
-        assert_same_as_exhaustive(&mut index, &[a.clone(), synthetic(12)]);
-        index.upsert("b", &Template::new(vec![a.clone()]).unwrap());
-        assert_same_as_exhaustive(&mut index, &[a.clone(), synthetic(12)]);
+    fn three_pass_search_on_tiny_galleries() {
+        for fusion in [Fusion::BestOf, Fusion::Mean] {
+            let mut index = ExactIndex::new(fusion);
+            let a = synthetic(11);
+            assert_eq!(index.search(&a), SearchResult::default());
+            index.upsert("a", &Template::new(vec![a.clone(), near(&a, 1, 0.3)]).unwrap());
+            assert_same_as_exhaustive(&index, &[a.clone(), synthetic(12)]);
+            index.upsert("b", &Template::new(vec![a.clone()]).unwrap());
+            assert_same_as_exhaustive(&index, &[a.clone(), synthetic(12)]);
+        }
     }
 
     /// The comparison can fail: a search that drops the best row differs from the reference.
     #[test]
     fn the_reference_scan_notices_a_missed_row() {
-        let (index, faces) = gallery(3, 1_000);
+        let (index, faces) = gallery(3, 1_000, Fusion::BestOf);
         let probe = faces[500].clone();
-        let (rows, owner) = index.rows_for_fusion();
-        let best_row = (0..index.embedding_count())
+        let best_row = (0..index.row_count())
             .max_by(|&i, &j| {
-                let score = |r: usize| dot(probe.as_slice(), &rows[r * EMBEDDING_DIM..(r + 1) * EMBEDDING_DIM]);
+                let score = |r: usize| dot(probe.as_slice(), &index.rows[r * EMBEDDING_DIM..(r + 1) * EMBEDDING_DIM]);
                 score(i).total_cmp(&score(j))
             })
             .unwrap();
-        let missing =
-            index.rescore(probe.as_slice(), rows, (0..index.embedding_count()).filter(|&r| r != best_row), owner);
+        let missing = index.rescore(probe.as_slice(), (0..index.row_count()).filter(|&r| r != best_row));
         assert_ne!(missing, index.search_exhaustive(&probe));
         assert_eq!(index.search(&probe), index.search_exhaustive(&probe));
     }

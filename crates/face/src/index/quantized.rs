@@ -1,4 +1,5 @@
-//! An int8 copy of the index's rows for a first pass whose error has a proven bound, so
+//! An int8 copy of the index's rows for a pass whose error has a proven bound: the second
+//! of the search's three passes, over the rows the 4-bit pass ([`super::nibbles`]) kept, so
 //! the exact f32 pass only re-scores the rows that can still change the result.
 //!
 //! A row `x` is coded as `round(256·x)` clamped to ±127 (a quarter of the bytes of f32) and
@@ -21,8 +22,6 @@ const CODE_LIMIT: f64 = 127.0;
 const ROUNDING_SLACK: f64 = 1e-4;
 /// What a stored byte adds to a row's code.
 const CODE_OFFSET: i32 = 128;
-/// Rows scored per call of the kernel: their scores stay in L1.
-const BLOCK_ROWS: usize = 256;
 
 /// The coded rows, kept in step with the f32 rows they mirror.
 #[derive(Debug, Clone, Default)]
@@ -60,6 +59,20 @@ impl QuantizedProbe {
         let offset = CODE_OFFSET * codes.iter().map(|&c| i32::from(c)).sum::<i32>();
         Self { codes, offset, scale, error: error_sq.sqrt() }
     }
+
+    pub(super) fn codes(&self) -> &[i8; EMBEDDING_DIM] {
+        &self.codes
+    }
+
+    /// Codes per unit of similarity.
+    pub(super) fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    /// ‖p − code/scale‖.
+    pub(super) fn error(&self) -> f64 {
+        self.error
+    }
 }
 
 impl QuantizedRows {
@@ -86,38 +99,37 @@ impl QuantizedRows {
         self.codes.truncate(rows * EMBEDDING_DIM);
     }
 
-    pub(super) fn remove_row(&mut self, row: usize) {
-        self.codes.drain(row * EMBEDDING_DIM..(row + 1) * EMBEDDING_DIM);
-    }
-
     pub(super) fn heap_bytes(&self) -> usize {
         self.codes.len()
     }
 
-    /// Every row whose real score can reach the second-best identity's, in row order.
+    /// Every row of `rows` (ascending, and holding every row whose real score reaches the
+    /// second-best identity's) whose real score can still reach it, in row order.
     ///
-    /// With `E` the error bound, the coded second-best identity score `Q₂` is within `E` of
-    /// the real one `S₂`, so a row scoring at least `S₂` codes to at least `Q₂ − 2E`. Rows
-    /// below that cannot be the best or second identity's best row, and the exact scan over
-    /// the rest gives the same result as over all rows. The threshold is raised as the scan
-    /// goes (the running `Q₂` only grows), so most rows cost one coded dot product.
-    pub(super) fn candidates(&self, probe: &QuantizedProbe, owner: impl Fn(usize) -> u32) -> Vec<usize> {
+    /// With `E` the error bound, the coded second-best identity score `Q₂` over `rows` is
+    /// at most `S₂ + E` (`S₂` the real second-best identity score over all rows), so a row
+    /// scoring at least `S₂` codes to at least `Q₂ − 2E`. Rows below that cannot be the
+    /// best or second identity's best row, and the exact scan over the rest gives the same
+    /// result as over all rows. The threshold is raised as the scan goes (the running `Q₂`
+    /// only grows), so most rows cost one coded dot product.
+    pub(super) fn candidates_among(
+        &self,
+        probe: &QuantizedProbe,
+        rows: &[usize],
+        owner: impl Fn(usize) -> u32,
+    ) -> Vec<usize> {
         let window = self.window(probe);
         let mut top = TopTwo::new(i64::MIN);
         let mut threshold = i64::MIN;
         let mut found: Vec<(usize, i64)> = Vec::new();
-        let mut scores = [0i32; BLOCK_ROWS];
-        for (block, rows) in self.codes.chunks(BLOCK_ROWS * EMBEDDING_DIM).enumerate() {
-            kernel::row_scores(&probe.codes, rows, &mut scores);
-            let first_row = block * BLOCK_ROWS;
-            for (k, &raw) in scores[..rows.len() / EMBEDDING_DIM].iter().enumerate() {
-                let score = i64::from(raw - probe.offset);
-                if score >= threshold {
-                    let row = first_row + k;
-                    found.push((row, score));
-                    top.offer(owner(row), score);
-                    threshold = top.second.1.saturating_sub(window);
-                }
+        let mut raw = [0i32; 1];
+        for &row in rows {
+            kernel::row_scores(&probe.codes, &self.codes[row * EMBEDDING_DIM..(row + 1) * EMBEDDING_DIM], &mut raw);
+            let score = i64::from(raw[0] - probe.offset);
+            if score >= threshold {
+                found.push((row, score));
+                top.offer(owner(row), score);
+                threshold = top.second.1.saturating_sub(window);
             }
         }
         found.into_iter().filter(|&(_, score)| score >= threshold).map(|(row, _)| row).collect()
