@@ -139,15 +139,19 @@ pub fn base64_payload(text: &str) -> Result<Vec<u8>> {
         }
         None => text,
     };
-    // Copied only when there is whitespace to remove: a photo's text is megabytes.
-    let cleaned: Cow<'_, str> = if payload.bytes().any(|b| b.is_ascii_whitespace()) {
+    // A photo's text is megabytes: one pass without early exit (which the compiler
+    // vectorises) says whether it needs copying without its whitespace, and which alphabet.
+    let (spaced, url_safe) = payload.bytes().fold((false, false), |(spaced, url_safe), b| {
+        (spaced | b.is_ascii_whitespace(), url_safe | (b == b'-' || b == b'_'))
+    });
+    let cleaned: Cow<'_, str> = if spaced {
         payload.chars().filter(|c| !c.is_ascii_whitespace()).collect::<String>().into()
     } else {
         payload.into()
     };
     // Accept both padded and unpadded, standard and URL-safe alphabets.
     let cleaned = cleaned.trim_end_matches('=');
-    let engine = if cleaned.contains(['-', '_']) {
+    let engine = if url_safe {
         &base64::engine::general_purpose::URL_SAFE_NO_PAD
     } else {
         &base64::engine::general_purpose::STANDARD_NO_PAD
@@ -167,10 +171,10 @@ pub fn to_data_uri(bytes: &[u8], mime: &str) -> String {
 /// entropy-coded data every 0xFF is followed by 0x00 or a restart marker, so an
 /// 0xFFD9 after the last 0xFFDA can only be the real end-of-image marker.
 fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let Some(last_sos) = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]) else {
+    let Some(last_sos) = memchr::memmem::rfind(bytes, &[0xFF, 0xDA]) else {
         return false;
     };
-    bytes[last_sos..].windows(2).any(|w| w == [0xFF, 0xD9])
+    memchr::memmem::find(&bytes[last_sos..], &[0xFF, 0xD9]).is_some()
 }
 
 fn map_image_error(e: ImageError) -> Error {
