@@ -51,10 +51,11 @@ fn demo_data_fills_a_fresh_database_once_and_a_seed_repeats_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_people_with_faces_are_in_the_servers_index() {
     let dir = tempfile::tempdir().unwrap();
-    let plan = ["--people", "30", "--days", "1", "--faces"];
-    assert_eq!(counts(&demo_data(&dir.path().join("data"), &plan)).0, 30);
+    // More than one page of the index load (2,000 templates), so the pages join up.
+    let plan = ["--people", "2345", "--days", "1", "--faces"];
+    assert_eq!(counts(&demo_data(&dir.path().join("data"), &plan)).0, 2345);
     let server = support::Server::start(dir.path(), &[]).await;
     let admin = support::admin(&server, &reqwest::Client::new()).await;
     let health = admin.get("/system/health/").await;
-    assert_eq!(health["services"]["ai_workers"]["engine"]["enrolled"], 30, "{health}");
+    assert_eq!(health["services"]["ai_workers"]["engine"]["enrolled"], 2345, "{health}");
 }

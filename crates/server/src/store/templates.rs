@@ -91,8 +91,9 @@ pub async fn find(db: &impl Exec, user_id: i64) -> StoreResult<Option<SealedTemp
     db.fetch_optional(&statement).await
 }
 
-/// Templates of active people: what the matching index is loaded from.
-pub async fn all_active(db: &Db) -> StoreResult<Vec<SealedTemplate>> {
+/// Templates of active people with ids above `after`, in id order, at most `limit`: what
+/// the matching index is loaded from, a page at a time.
+pub async fn active_page(db: &Db, after: i64, limit: u64) -> StoreResult<Vec<SealedTemplate>> {
     let statement = Query::select()
         .columns([(FaceTemplates::Table, FaceTemplates::UserId), (FaceTemplates::Table, FaceTemplates::Template)])
         .from(FaceTemplates::Table)
@@ -101,6 +102,9 @@ pub async fn all_active(db: &Db) -> StoreResult<Vec<SealedTemplate>> {
             Expr::col((Users::Table, Users::Id)).equals((FaceTemplates::Table, FaceTemplates::UserId)),
         )
         .and_where(Expr::col((Users::Table, Users::IsActive)).eq(true))
+        .and_where(Expr::col((FaceTemplates::Table, FaceTemplates::UserId)).gt(after))
+        .order_by((FaceTemplates::Table, FaceTemplates::UserId), sea_query::Order::Asc)
+        .limit(limit)
         .to_owned();
     db.fetch_all(&statement).await
 }
