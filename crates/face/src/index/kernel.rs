@@ -249,16 +249,20 @@ mod vnni {
 mod tests {
     use super::*;
 
-    /// The fast path (where the CPU has it) and the portable loop agree on extreme values.
-    #[test]
-    fn every_implementation_gives_the_same_scores() {
-        let mut state = 0x1234_5678_9ABC_DEF1u64;
-        let mut next = move || {
+    /// Deterministic pseudo-random words (xorshift64).
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             state
-        };
+        }
+    }
+
+    /// The fast path (where the CPU has it) and the portable loop agree on extreme values.
+    #[test]
+    fn every_implementation_gives_the_same_scores() {
+        let mut next = xorshift(0x1234_5678_9ABC_DEF1u64);
         let rows_count = 300;
         let mut rows: Vec<u8> = (0..rows_count * EMBEDDING_DIM).map(|_| next() as u8).collect();
         rows[..EMBEDDING_DIM].fill(255);
@@ -279,13 +283,7 @@ mod tests {
     /// and the bounds and flags computed from those integers.
     #[test]
     fn every_nibble_implementation_gives_the_same_bounds() {
-        let mut state = 0x0F1E_2D3C_4B5A_6978u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x0F1E_2D3C_4B5A_6978u64);
         let blocks_count = 3;
         let rows = blocks_count * LANES;
         let steps: Vec<f32> = (0..rows).map(|_| (next() % 1000) as f32 * 1e-4).collect();

@@ -67,14 +67,19 @@ impl NibbleRows {
     /// Byte offsets of row `row`'s 4-byte pieces: one per group of 8 dimensions, then its
     /// step and its error.
     fn lane_offsets(row: usize) -> impl Iterator<Item = usize> {
-        let base = row / LANES * BLOCK_STRIDE + row % LANES * 4;
+        let base = Self::lane_base(row);
         (0..EMBEDDING_DIM / 8).map(move |group| base + group * LANES * 4).chain(Self::value_offsets(row))
     }
 
     /// Byte offsets of row `row`'s step and error.
     fn value_offsets(row: usize) -> [usize; 2] {
-        let base = row / LANES * BLOCK_STRIDE + row % LANES * 4;
+        let base = Self::lane_base(row);
         [base + STEPS_AT, base + ERRORS_AT]
+    }
+
+    /// Where row `row`'s first 4 bytes are: its block, then its lane.
+    fn lane_base(row: usize) -> usize {
+        row / LANES * BLOCK_STRIDE + row % LANES * 4
     }
 
     fn write_lane(&mut self, row: usize, nibbles: &[u8; EMBEDDING_DIM]) {
