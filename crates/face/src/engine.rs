@@ -9,11 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::antispoof::{AntiSpoof, Liveness};
 use crate::backend::{Backend, BackendChoice};
+use crate::challenge::ChallengeFrame;
 use crate::decision::{Decision, DecisionRule, ThresholdRule};
 use crate::decode::{DecodeOptions, DecodedImage};
 use crate::detect::{Detection, Detector, DetectorConfig, YUNET_FILE};
 use crate::embed::{Embedder, Embedding, SFACE_FILE, Template};
 use crate::index::{FaceIndex, SearchResult};
+use crate::photometric::FacePatch;
 use crate::quality::{Quality, QualityConfig, QualityIssue, assess};
 use crate::{Result, align};
 
@@ -283,6 +285,20 @@ impl FaceEngine {
     /// [`crate::Error::Model`], or [`crate::Error::InvalidArgument`] for a wrong size.
     pub fn embed_aligned(&self, aligned: &RgbImage) -> Result<Embedding> {
         self.embedder.embed(aligned)
+    }
+
+    /// The largest face of one frame of a liveness challenge's answer: landmarks, pose,
+    /// aligned patch and embedding (`None` when the frame shows no usable face).
+    ///
+    /// # Errors
+    /// [`crate::Error::Model`].
+    pub fn challenge_frame(&self, image: &DecodedImage) -> Result<Option<ChallengeFrame>> {
+        let Some(detection) = self.detect(image)?.first().copied() else { return Ok(None) };
+        let Some(aligned) = self.align(image, &detection) else { return Ok(None) };
+        let embedding = self.embed_aligned(&aligned)?;
+        let pose = crate::quality::estimate_pose(&detection);
+        let patch = FacePatch::from_aligned(&aligned);
+        Ok(Some(ChallengeFrame { landmarks: detection.landmarks, pose, patch, embedding }))
     }
 
     /// Quality, liveness and embedding of one detected face.

@@ -20,6 +20,7 @@ mod geometry;
 pub mod identify_eval;
 pub mod index;
 pub mod liveness_eval;
+pub mod photometric;
 pub mod quality;
 
 pub use backend::BackendChoice;

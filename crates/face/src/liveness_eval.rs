@@ -4,12 +4,15 @@
 //! JPEG compression).
 //!
 //! Every frame of such an attack is the same picture seen through a different homography,
-//! which is exactly what [`crate::challenge::parallax`] is built to notice.
+//! which is exactly what [`crate::photometric::planar_residual`] is built to notice.
 
 use image::{Rgb, RgbImage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
+
+use crate::challenge::{ChallengeFrame, ChallengeStep};
+use crate::photometric::planar_residual;
 
 /// How the picture is presented to the camera.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,16 +201,16 @@ fn camera_noise(frame: &mut RgbImage, rng: &mut StdRng) -> RgbImage {
 
 /// Frames in each attack sequence: what a kiosk sends in the middle of the 4–12 allowed.
 pub const ATTACK_FRAMES: usize = 8;
-/// Nose parallax thresholds swept by the report.
-const SWEEP: [f32; 10] = [0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.10, 0.12, 0.15];
+/// Planar residual thresholds swept by the report.
+const SWEEP: [f32; 10] = [0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15];
 /// Head turns between two real photos, in degrees, that the report groups pairs by.
 const TURN_BUCKETS: [(f32, f32); 5] = [(0.0, 5.0), (5.0, 10.0), (10.0, 15.0), (15.0, 25.0), (25.0, 90.0)];
 
 /// What `rollcall eval --liveness` is run with.
 #[derive(Debug, Clone, Copy)]
 pub struct LivenessSettings {
-    /// The threshold under evaluation (`liveness_min_parallax`).
-    pub min_parallax: f32,
+    /// The threshold under evaluation (`liveness_min_planar_residual`).
+    pub min_planar_residual: f32,
     /// Degrees a step needs (`liveness_min_turn_deg`): real pairs turned at least this
     /// much are the ones a real answer is made of.
     pub min_turn_deg: f32,
@@ -217,7 +220,7 @@ pub struct LivenessSettings {
     pub same_person: f32,
 }
 
-/// Parallax quantiles over a set of sequences or pairs.
+/// Quantiles of a measurement over a set of sequences or pairs.
 #[derive(Debug, Clone, Serialize)]
 pub struct Spread {
     pub count: usize,
@@ -247,6 +250,8 @@ impl Spread {
 pub struct TurnBucket {
     pub min_deg: f32,
     pub max_deg: f32,
+    pub planar_residual: Spread,
+    /// The landmarks' nose parallax of the same pairs (reported, not judged by).
     pub parallax: Spread,
     /// Share of these pairs below the evaluated threshold (a real answer made of this
     /// turn alone would be refused as flat).
@@ -256,7 +261,7 @@ pub struct TurnBucket {
 /// One threshold of the sweep.
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepRow {
-    pub min_parallax: f32,
+    pub min_planar_residual: f32,
     /// Attack sequences (every frame with a face) that would pass the 3-D test.
     pub attacks_accepted: f64,
     /// Real pairs turned at least `min_turn_deg` that would be refused.
@@ -274,6 +279,11 @@ pub struct LivenessReport {
     /// Attack sequences with a face in every frame: the only ones that reach the 3-D test
     /// (the others are refused as `face_missing`).
     pub attack_sequences_judged: usize,
+    /// The decisive measurement: the largest planar residual of a frame against the first.
+    pub attack_planar_residual: Spread,
+    /// Fits of an attack frame onto its first frame that failed (counted as no depth).
+    pub attack_fits_failed: usize,
+    /// The landmarks' nose parallax of the same attacks (reported, not judged by).
     pub attack_parallax: Spread,
     /// The largest head turn (degrees) each attack can show both ways: what a flat
     /// picture can fake of the steps.
@@ -285,72 +295,77 @@ pub struct LivenessReport {
     pub attacks_accepted_by_challenge: usize,
     /// Real same-person pairs (both faces found and matching).
     pub real_pairs: usize,
+    /// Real pairs whose fit failed (counted as no depth, so refused).
+    pub real_fits_failed: usize,
     pub real_by_turn: Vec<TurnBucket>,
     pub sweep: Vec<SweepRow>,
-    pub min_parallax: f32,
+    pub min_planar_residual: f32,
     pub min_turn_deg: f32,
     pub attacks_accepted: f64,
     pub real_refused: f64,
     /// Mean time to find, align and embed the face of one frame, and so of an 8-frame
-    /// decision (plus the photo's own identification, not counted here).
+    /// answer's frames.
     pub ms_per_frame: f64,
+    /// Mean time of the 3-D test of an 8-frame answer (7 fits onto the first frame).
+    pub ms_per_planar_test: f64,
+    /// Frames and 3-D test of an 8-frame answer (plus the photo's own identification, not
+    /// counted here).
     pub ms_per_decision: f64,
 }
 
-/// Time spent on frames, and how many.
+/// Time spent on frames, and how many; time spent on the 3-D test.
 #[derive(Debug, Clone, Copy, Default)]
 struct Timed {
     ms: f64,
     frames: usize,
+    planar_ms: f64,
 }
 
-/// One photo's largest face.
-struct Seen {
-    landmarks: crate::Landmarks,
-    pose: crate::quality::Pose,
-    embedding: crate::Embedding,
-}
-
-fn largest_face(engine: &crate::FaceEngine, image: &crate::DecodedImage) -> crate::Result<Option<Seen>> {
-    let Some(detection) = engine.detect(image)?.first().copied() else { return Ok(None) };
-    let Some(aligned) = engine.align(image, &detection) else { return Ok(None) };
-    let embedding = engine.embed_aligned(&aligned)?;
-    let pose = crate::quality::estimate_pose(&detection);
-    Ok(Some(Seen { landmarks: detection.landmarks, pose, embedding }))
-}
-
-/// What an attack's frames show: the largest parallax between two of them, and the
-/// largest head turn it can show both ways from its first (square) frame, its frames put in
-/// whatever order suits the attacker.
+/// What an attack's frames show: the 3-D test's measurement and the landmarks' parallax,
+/// the fits that failed, and the largest head turn it can show both ways from its first
+/// (square) frame, its frames put in whatever order suits the attacker.
 #[derive(Debug, Clone, Copy)]
 struct Attack {
+    planar_residual: f32,
+    fits_failed: usize,
     parallax: f32,
     turn: f32,
 }
 
-/// An attack made from `photo`, or `None` when a frame shows no face; and how long finding,
-/// aligning and embedding its faces took.
-fn attack_parallax(engine: &crate::FaceEngine, photo: &RgbImage, seed: u64) -> crate::Result<(Option<Attack>, Timed)> {
+/// An attack made from `photo`, or `None` when a frame shows no face; and how long it took.
+fn attack(engine: &crate::FaceEngine, photo: &RgbImage, seed: u64) -> crate::Result<(Option<Attack>, Timed)> {
     let presentation = if seed.is_multiple_of(2) { Presentation::Print } else { Presentation::Screen };
     let mut seen = Vec::with_capacity(ATTACK_FRAMES);
-    let mut elapsed = 0.0;
+    let mut timed = Timed::default();
     for frame in planar_attack(photo, presentation, ATTACK_FRAMES, seed) {
         let started = std::time::Instant::now();
-        let face = largest_face(engine, &crate::DecodedImage::from_rgb(frame))?;
-        elapsed += started.elapsed().as_secs_f64() * 1e3;
+        let face = engine.challenge_frame(&crate::DecodedImage::from_rgb(frame))?;
+        timed.ms += started.elapsed().as_secs_f64() * 1e3;
+        timed.frames += 1;
         match face {
             Some(face) => seen.push(face),
-            None => return Ok((None, Timed { ms: elapsed, frames: seen.len() + 1 })),
+            None => return Ok((None, timed)),
         }
     }
-    let landmarks: Vec<crate::Landmarks> = seen.iter().map(|f| f.landmarks).collect();
+    let started = std::time::Instant::now();
+    let fits: Vec<Option<f32>> = seen[1..].iter().map(|f| planar_residual(&seen[0].patch, &f.patch)).collect();
+    timed.planar_ms = started.elapsed().as_secs_f64() * 1e3;
     let start = seen[0].pose;
-    let most = |step: crate::challenge::ChallengeStep| {
-        seen.iter().map(|f| step.progress(&start, &f.pose)).fold(0.0f32, f32::max)
+    let most = |step: ChallengeStep| seen.iter().map(|f| step.progress(&start, &f.pose)).fold(0.0f32, f32::max);
+    let attack = Attack {
+        planar_residual: fits.iter().flatten().copied().fold(0.0, f32::max),
+        fits_failed: fits.iter().filter(|f| f.is_none()).count(),
+        parallax: crate::challenge::sequence_parallax(&seen),
+        turn: most(ChallengeStep::TurnLeft).min(most(ChallengeStep::TurnRight)),
     };
-    let turn = most(crate::challenge::ChallengeStep::TurnLeft).min(most(crate::challenge::ChallengeStep::TurnRight));
-    let attack = Attack { parallax: crate::challenge::largest_parallax(&landmarks), turn };
-    Ok((Some(attack), Timed { ms: elapsed, frames: seen.len() }))
+    Ok((Some(attack), timed))
+}
+
+/// A real pair of one person's photos: the head's turn between them and both measurements.
+struct RealPair {
+    turn: f32,
+    planar_residual: Option<f32>,
+    parallax: f32,
 }
 
 /// Measures the 3-D test on `dir/<person>/<photo>`: attacks made from every photo, and
@@ -376,35 +391,29 @@ pub fn evaluate_liveness(
         let Some(image) = std::fs::read(path).ok().and_then(|bytes| engine.decode(&bytes).ok()) else {
             return Ok((None, None, Timed::default()));
         };
-        let Some(seen) = largest_face(engine, &image)? else { return Ok((None, None, Timed::default())) };
-        let (attack, ms) = attack_parallax(engine, image.rgb(), seed)?;
-        Ok((Some(seen), attack, ms))
+        let Some(seen) = engine.challenge_frame(&image)? else { return Ok((None, None, Timed::default())) };
+        let (attack, timed) = attack(engine, image.rgb(), seed)?;
+        Ok((Some(seen), attack, timed))
     })?;
 
     let judged: Vec<Attack> = analysed.iter().filter_map(|(_, attack, _)| *attack).collect();
-    let attacks: Vec<f32> = judged.iter().map(|a| a.parallax).collect();
+    let attacks: Vec<f32> = judged.iter().map(|a| a.planar_residual).collect();
     let turning = |a: &&Attack| a.turn >= settings.min_turn_deg;
     let attacks_following_steps = judged.iter().filter(turning).count();
     let attacks_accepted_by_challenge =
-        judged.iter().filter(turning).filter(|a| a.parallax >= settings.min_parallax).count();
+        judged.iter().filter(turning).filter(|a| a.planar_residual >= settings.min_planar_residual).count();
     let with_face = analysed.iter().filter(|(seen, ..)| seen.is_some()).count();
     let frames_ms: f64 = analysed.iter().map(|(.., t)| t.ms).sum();
     let frames: usize = analysed.iter().map(|(.., t)| t.frames).sum();
     let ms_per_frame = frames_ms / frames.max(1) as f64;
+    let planar_ms: f64 = analysed.iter().filter(|(_, a, _)| a.is_some()).map(|(.., t)| t.planar_ms).sum();
+    let ms_per_planar_test = planar_ms / judged.len().max(1) as f64;
 
-    let mut pairs: Vec<(f32, f32)> = Vec::new(); // (turn, parallax)
-    for (i, &(person, _)) in jobs.iter().enumerate() {
-        for (j, &(other, _)) in jobs.iter().enumerate().skip(i + 1) {
-            let (Some(a), Some(b)) = (&analysed[i].0, &analysed[j].0) else { continue };
-            if other != person || a.embedding.cosine(&b.embedding) < settings.same_person {
-                continue;
-            }
-            let turn = (a.pose.yaw_deg - b.pose.yaw_deg).abs().max((a.pose.pitch_deg - b.pose.pitch_deg).abs());
-            pairs.push((turn, crate::challenge::parallax(&a.landmarks, &b.landmarks)));
-        }
-    }
+    let pairs = real_pairs(&jobs, &analysed.iter().map(|(seen, ..)| seen.as_ref()).collect::<Vec<_>>(), settings);
     let share = |hits: usize, of: usize| if of == 0 { 0.0 } else { hits as f64 / of as f64 };
-    let turned: Vec<f32> = pairs.iter().filter(|(t, _)| *t >= settings.min_turn_deg).map(|(_, p)| *p).collect();
+    // A failed fit is no evidence of depth: it counts as 0.
+    let residual = |p: &RealPair| p.planar_residual.unwrap_or(0.0);
+    let turned: Vec<f32> = pairs.iter().filter(|p| p.turn >= settings.min_turn_deg).map(residual).collect();
     let rates = |threshold: f32| {
         (
             share(attacks.iter().filter(|&&p| p >= threshold).count(), attacks.len()),
@@ -414,40 +423,70 @@ pub fn evaluate_liveness(
     let real_by_turn = TURN_BUCKETS
         .iter()
         .map(|&(min_deg, max_deg)| {
-            let bucket: Vec<f32> =
-                pairs.iter().filter(|(t, _)| (min_deg..max_deg).contains(t)).map(|(_, p)| *p).collect();
-            let refused = share(bucket.iter().filter(|&&p| p < settings.min_parallax).count(), bucket.len());
-            TurnBucket { min_deg, max_deg, parallax: Spread::of(bucket), refused }
+            let bucket: Vec<&RealPair> = pairs.iter().filter(|p| (min_deg..max_deg).contains(&p.turn)).collect();
+            let residuals: Vec<f32> = bucket.iter().map(|p| residual(p)).collect();
+            let refused =
+                share(residuals.iter().filter(|&&p| p < settings.min_planar_residual).count(), residuals.len());
+            let parallax = Spread::of(bucket.iter().map(|p| p.parallax).collect());
+            TurnBucket { min_deg, max_deg, planar_residual: Spread::of(residuals), parallax, refused }
         })
         .collect();
     let sweep = SWEEP
         .iter()
-        .map(|&min_parallax| {
-            let (attacks_accepted, real_refused) = rates(min_parallax);
-            SweepRow { min_parallax, attacks_accepted, real_refused }
+        .map(|&min_planar_residual| {
+            let (attacks_accepted, real_refused) = rates(min_planar_residual);
+            SweepRow { min_planar_residual, attacks_accepted, real_refused }
         })
         .collect();
-    let (attacks_accepted, real_refused) = rates(settings.min_parallax);
+    let (attacks_accepted, real_refused) = rates(settings.min_planar_residual);
     Ok(LivenessReport {
         people: people.len(),
         photos: jobs.len(),
         photos_with_face: with_face,
         attack_sequences: with_face,
         attack_sequences_judged: attacks.len(),
-        attack_parallax: Spread::of(attacks),
+        attack_planar_residual: Spread::of(attacks),
+        attack_fits_failed: judged.iter().map(|a| a.fits_failed).sum(),
+        attack_parallax: Spread::of(judged.iter().map(|a| a.parallax).collect()),
         attack_turn: Spread::of(judged.iter().map(|a| a.turn).collect()),
         attacks_following_steps,
         attacks_accepted_by_challenge,
         real_pairs: pairs.len(),
+        real_fits_failed: pairs.iter().filter(|p| p.planar_residual.is_none()).count(),
         real_by_turn,
         sweep,
-        min_parallax: settings.min_parallax,
+        min_planar_residual: settings.min_planar_residual,
         min_turn_deg: settings.min_turn_deg,
         attacks_accepted,
         real_refused,
         ms_per_frame,
-        ms_per_decision: ms_per_frame * ATTACK_FRAMES as f64,
+        ms_per_planar_test,
+        ms_per_decision: ms_per_frame * ATTACK_FRAMES as f64 + ms_per_planar_test,
     })
+}
+
+/// Every pair of two photos of one person whose largest faces match, measured.
+fn real_pairs(
+    jobs: &[(usize, &std::path::Path)],
+    faces: &[Option<&ChallengeFrame>],
+    settings: &LivenessSettings,
+) -> Vec<RealPair> {
+    let mut pairs = Vec::new();
+    for (i, &(person, _)) in jobs.iter().enumerate() {
+        for (j, &(other, _)) in jobs.iter().enumerate().skip(i + 1) {
+            let (Some(a), Some(b)) = (faces[i], faces[j]) else { continue };
+            if other != person || a.embedding.cosine(&b.embedding) < settings.same_person {
+                continue;
+            }
+            let turn = (a.pose.yaw_deg - b.pose.yaw_deg).abs().max((a.pose.pitch_deg - b.pose.pitch_deg).abs());
+            pairs.push(RealPair {
+                turn,
+                planar_residual: planar_residual(&a.patch, &b.patch),
+                parallax: crate::challenge::parallax(&a.landmarks, &b.landmarks),
+            });
+        }
+    }
+    pairs
 }
 
 #[cfg(test)]

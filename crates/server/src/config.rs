@@ -117,8 +117,8 @@ pub struct Config {
     pub liveness_challenge_ttl_secs: u64,
     #[serde(deserialize_with = "min_turn_deg")]
     pub liveness_min_turn_deg: f32,
-    #[serde(deserialize_with = "min_parallax")]
-    pub liveness_min_parallax: f32,
+    #[serde(deserialize_with = "min_planar_residual")]
+    pub liveness_min_planar_residual: f32,
     pub mobile_liveness_mode: LivenessMode,
     /// Strangers accepted as someone, per stranger probe: the threshold is derived from it
     /// and the gallery size (see docs/ACCURACY.md).
@@ -259,7 +259,7 @@ impl Config {
             directions: self.liveness_challenge_directions.clone(),
             ttl: std::time::Duration::from_secs(self.liveness_challenge_ttl_secs),
             min_turn_deg: self.liveness_min_turn_deg,
-            min_parallax: self.liveness_min_parallax,
+            min_planar_residual: self.liveness_min_planar_residual,
         }
     }
 
@@ -350,8 +350,8 @@ fn min_turn_deg<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error>
     within(d, 5.0..=45.0, "degrees")
 }
 
-fn min_parallax<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
-    within(d, 0.01..=0.5, "inter-eye distances")
+fn min_planar_residual<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    within(d, 0.001..=0.5, "(1 − ρ: the share of the face one homography leaves unexplained)")
 }
 
 /// Step codes, as a list or one comma-separated string; at least two different ones.

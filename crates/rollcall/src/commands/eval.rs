@@ -57,10 +57,10 @@ pub struct Args {
     /// every pair of real photos of one person (docs/ACCURACY.md).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["pairs", "identify"])]
     pub liveness: Option<PathBuf>,
-    /// With --liveness: the nose parallax threshold to report at (default: the server's
-    /// `liveness_min_parallax`).
+    /// With --liveness: the planar residual threshold to report at (default: the server's
+    /// `liveness_min_planar_residual`).
     #[arg(long)]
-    pub min_parallax: Option<f32>,
+    pub min_planar_residual: Option<f32>,
 }
 
 fn parse_fusion(s: &str) -> Result<Fusion, String> {
@@ -179,7 +179,7 @@ fn run_identify(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
 fn run_liveness(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
     let server = rollcall_server::config::Config::with_data_dir(".");
     let settings = LivenessSettings {
-        min_parallax: args.min_parallax.unwrap_or(server.liveness_min_parallax),
+        min_planar_residual: args.min_planar_residual.unwrap_or(server.liveness_min_planar_residual),
         min_turn_deg: server.liveness_min_turn_deg,
         same_person: OpenSetPolicy::default().rule_for_gallery(1).threshold.get(),
     };
@@ -194,53 +194,58 @@ fn run_liveness(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
     let r = &report;
     let pct = |share: f64| format!("{:.1}%", share * 100.0);
     println!("people: {}   photos: {}   with a face: {}", r.people, r.photos, r.photos_with_face);
-    let a = &r.attack_parallax;
+    let (a, l) = (&r.attack_planar_residual, &r.attack_parallax);
     println!(
         "attacks: {} sequences of {} frames (print or screen at random angles), {} with a face in every frame",
         r.attack_sequences,
         liveness_eval::ATTACK_FRAMES,
         r.attack_sequences_judged
     );
-    println!("  parallax p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}", a.p50, a.p90, a.p99, a.max);
+    println!(
+        "  planar residual p50 {:.4}  p90 {:.4}  p99 {:.4}  max {:.4}  ({} fits failed)",
+        a.p50, a.p90, a.p99, a.max, r.attack_fits_failed
+    );
+    println!("  landmark parallax p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}", l.p50, l.p90, l.p99, l.max);
     let t = &r.attack_turn;
     println!("  head turn shown both ways p50 {:.1}°  p99 {:.1}°  max {:.1}°", t.p50, t.p99, t.max);
     println!(
-        "  able to follow two opposite {}° turns: {}; accepted by the whole challenge at {:.2}: {}",
-        r.min_turn_deg, r.attacks_following_steps, r.min_parallax, r.attacks_accepted_by_challenge
+        "  able to follow two opposite {}° turns: {}; accepted by the whole challenge at {}: {}",
+        r.min_turn_deg, r.attacks_following_steps, r.min_planar_residual, r.attacks_accepted_by_challenge
     );
-    println!("real pairs of one person's photos: {}", r.real_pairs);
+    println!("real pairs of one person's photos: {} ({} fits failed)", r.real_pairs, r.real_fits_failed);
     for b in &r.real_by_turn {
-        let p = &b.parallax;
+        let (p, l) = (&b.planar_residual, &b.parallax);
         println!(
-            "  turned {:>2}–{:<2}°: {:>5} pairs  parallax p50 {:.3}  p90 {:.3}  refused at {:.2}: {}",
+            "  turned {:>2}–{:<2}°: {:>5} pairs  residual p50 {:.4}  p90 {:.4}  parallax p50 {:.3}  refused at {}: {}",
             b.min_deg,
             b.max_deg,
             p.count,
             p.p50,
             p.p90,
-            r.min_parallax,
+            l.p50,
+            r.min_planar_residual,
             pct(b.refused)
         );
     }
     println!("threshold sweep (real pairs turned ≥ {}°):", r.min_turn_deg);
     for row in &r.sweep {
         println!(
-            "  {:.2}: attacks accepted {:>6}  real refused {:>6}",
-            row.min_parallax,
+            "  {:<6}: attacks accepted {:>6}  real refused {:>6}",
+            row.min_planar_residual,
             pct(row.attacks_accepted),
             pct(row.real_refused)
         );
     }
     println!(
-        "at {:.2}: attacks accepted {}, real pairs turned ≥ {}° refused {}",
-        r.min_parallax,
+        "at {}: attacks accepted {}, real pairs turned ≥ {}° refused {}",
+        r.min_planar_residual,
         pct(r.attacks_accepted),
         r.min_turn_deg,
         pct(r.real_refused)
     );
     println!(
-        "time per frame {:.1} ms; an 8-frame decision {:.0} ms ({threads} threads)",
-        r.ms_per_frame, r.ms_per_decision
+        "time per frame {:.1} ms, 3-D test {:.1} ms; an 8-frame decision {:.0} ms ({threads} threads)",
+        r.ms_per_frame, r.ms_per_planar_test, r.ms_per_decision
     );
     Ok(())
 }

@@ -57,13 +57,17 @@ pub struct ChallengeSettings {
     pub directions: Vec<ChallengeStep>,
     pub ttl: Duration,
     pub min_turn_deg: f32,
-    pub min_parallax: f32,
+    pub min_planar_residual: f32,
 }
 
 impl ChallengeSettings {
     /// The policy an answer is judged by; `min_continuity` is the 1:1 operating point.
     pub fn policy(&self, min_continuity: f32) -> ChallengePolicy {
-        ChallengePolicy { min_turn_deg: self.min_turn_deg, min_parallax: self.min_parallax, min_continuity }
+        ChallengePolicy {
+            min_turn_deg: self.min_turn_deg,
+            min_planar_residual: self.min_planar_residual,
+            min_continuity,
+        }
     }
 }
 

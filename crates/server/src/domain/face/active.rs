@@ -49,6 +49,7 @@ impl ActiveLiveness {
             "passed": self.is_live(),
             "failure": self.failure,
             "frame": self.frame,
+            "planar_residual": verdict.map(|v| round4(v.planar_residual)),
             "parallax": verdict.map(|v| round4(v.parallax)),
             "min_continuity": verdict.map(|v| round4(v.min_continuity)),
             "steps_followed": verdict.map(|v| v.steps_followed),
@@ -95,16 +96,9 @@ pub fn judge_answer(
     Ok(outcome)
 }
 
-/// The largest face of frame `n`, with its pose and embedding.
+/// The largest face of frame `n`, with its pose, patch and embedding.
 fn frame_face(engine: &FaceEngine, n: usize, frame: &str) -> Result<Option<ChallengeFrame>, TaskFailure> {
     let image =
         engine.decode_base64(frame).map_err(|e| TaskFailure::permanent(format!("invalid liveness frame {n}: {e}")))?;
-    let Some(detection) = engine.detect(&image).map_err(|e| TaskFailure::retryable(e.to_string()))?.first().copied()
-    else {
-        return Ok(None);
-    };
-    let Some(aligned) = engine.align(&image, &detection) else { return Ok(None) };
-    let embedding = engine.embed_aligned(&aligned).map_err(|e| TaskFailure::retryable(e.to_string()))?;
-    let pose = rollcall_face::quality::estimate_pose(&detection);
-    Ok(Some(ChallengeFrame { landmarks: detection.landmarks, pose, embedding }))
+    engine.challenge_frame(&image).map_err(|e| TaskFailure::retryable(e.to_string()))
 }
