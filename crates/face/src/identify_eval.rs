@@ -158,8 +158,9 @@ pub struct IdentifyReport {
     pub passive_liveness: Option<PassiveLiveness>,
 }
 
-/// The passive check on real photos: how many it refuses at each threshold, and the
-/// highest threshold that refuses at most [`REAL_REFUSAL_BUDGET`] of them.
+/// The passive check on real photos: how many it refuses at each threshold, the highest
+/// threshold that refuses at most [`REAL_REFUSAL_BUDGET`] of them, and the highest at which
+/// that holds with 95% confidence (the rule [`crate::antispoof::DEFAULT_THRESHOLD`] follows).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PassiveLiveness {
     /// Photos with a face the check scored (enrollment photos and probes).
@@ -169,6 +170,9 @@ pub struct PassiveLiveness {
     pub refused_at_threshold: f64,
     /// The highest threshold (two decimals) refusing at most the budget of the photos.
     pub threshold_for_budget: f32,
+    /// The highest threshold (two decimals) whose share refused has a one-sided 95% upper
+    /// confidence bound at most the budget: what other real photos should see.
+    pub threshold_for_budget_95: f32,
     pub budget: f64,
     /// `(threshold, share refused)` from 0.30 to 0.80.
     pub curve: Vec<(f32, f64)>,
@@ -182,17 +186,34 @@ fn passive_liveness(scores: &[f32], threshold: f32) -> Option<PassiveLiveness> {
     if scores.is_empty() {
         return None;
     }
-    let refused = |t: f32| scores.iter().filter(|&&score| score < t).count() as f64 / scores.len() as f64;
-    let threshold_for_budget =
-        (0..=100).rev().map(|k| k as f32 / 100.0).find(|&t| refused(t) <= REAL_REFUSAL_BUDGET).unwrap_or(0.0);
+    let refused_count = |t: f32| scores.iter().filter(|&&score| score < t).count();
+    let refused = |t: f32| refused_count(t) as f64 / scores.len() as f64;
+    let highest_where =
+        |holds: &dyn Fn(f32) -> bool| (0..=100).rev().map(|k| k as f32 / 100.0).find(|&t| holds(t)).unwrap_or(0.0);
     Some(PassiveLiveness {
         photos: scores.len(),
         threshold,
         refused_at_threshold: refused(threshold),
-        threshold_for_budget,
+        threshold_for_budget: highest_where(&|t| refused(t) <= REAL_REFUSAL_BUDGET),
+        threshold_for_budget_95: highest_where(&|t| {
+            upper_bound_95(refused_count(t), scores.len()) <= REAL_REFUSAL_BUDGET
+        }),
         budget: REAL_REFUSAL_BUDGET,
         curve: (30..=80).step_by(5).map(|k| k as f32 / 100.0).map(|t| (t, refused(t))).collect(),
     })
+}
+
+/// The one-sided 95% upper confidence bound (Wilson score interval) of a rate seen as
+/// `k` events in `n` trials: a rate measured on one sample of photos says little about the
+/// next unless its bound is taken.
+fn upper_bound_95(k: usize, n: usize) -> f64 {
+    if n == 0 {
+        return 1.0;
+    }
+    const Z: f64 = 1.644_853_6;
+    let (n, p) = (n as f64, k as f64 / n as f64);
+    let spread = Z * (p * (1.0 - p) / n + Z * Z / (4.0 * n * n)).sqrt();
+    (p + Z * Z / (2.0 * n) + spread) / (1.0 + Z * Z / n)
 }
 
 /// `f` of every item on `threads` threads, results in the items' order; the first error
@@ -599,4 +620,28 @@ pub fn evaluate_identify(
             engine.anti_spoof().map_or(0.0, |a| a.threshold()),
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_upper_bound_is_wilsons() {
+        // No event in 100 trials still allows 2.6% (the textbook one-sided 95% figure).
+        assert!((upper_bound_95(0, 100) - 0.0263).abs() < 5e-4);
+        assert!((upper_bound_95(7, 1421) - 0.0091).abs() < 5e-4);
+        assert!(upper_bound_95(10, 1000) > 0.01, "a rate of exactly 1% is not known to be at most 1%");
+        assert_eq!(upper_bound_95(0, 0), 1.0);
+    }
+
+    #[test]
+    fn the_confident_threshold_leaves_room_below_the_budget() {
+        // 1,000 real faces: 4 score 0.30, 6 score 0.505, the rest 0.955.
+        let scores: Vec<f32> = [vec![0.30; 4], vec![0.505; 6], vec![0.955; 990]].into_iter().flatten().collect();
+        let passive = passive_liveness(&scores, 0.51).unwrap();
+        assert_eq!(passive.refused_at_threshold, 0.01);
+        assert_eq!(passive.threshold_for_budget, 0.95, "10 of 1,000 refused is within 1%");
+        assert_eq!(passive.threshold_for_budget_95, 0.50, "4 of 1,000 is within 1% with confidence, 10 is not");
+    }
 }

@@ -314,12 +314,13 @@ fn print_identify(r: &IdentifyReport) {
     );
     if let Some(passive) = &r.passive_liveness {
         println!(
-            "passive liveness on {} real faces: threshold {:.2} refuses {:.1}%; {:.2} is the highest refusing at most {:.0}%",
+            "passive liveness on {} real faces: threshold {:.2} refuses {:.1}%; {:.2} is the highest refusing at most {:.0}%, {:.2} the highest doing so with 95% confidence",
             passive.photos,
             passive.threshold,
             passive.refused_at_threshold * 100.0,
             passive.threshold_for_budget,
             passive.budget * 100.0,
+            passive.threshold_for_budget_95,
         );
         let curve: Vec<String> =
             passive.curve.iter().map(|(t, refused)| format!("{t:.2}: {:.1}%", refused * 100.0)).collect();
