@@ -1,6 +1,7 @@
 //! The `rollcall` binary: parses the command line and hands over to the server or the
 //! face engine. Business rules live in `rollcall-server` and `rollcall-face`.
 
+mod allocator;
 mod commands;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    allocator::one_heap_per_core();
     match Cli::parse().command {
         Command::Serve(args) => commands::serve::serve(args),
         Command::Worker(args) => commands::serve::worker(args),

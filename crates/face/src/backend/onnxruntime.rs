@@ -1,7 +1,7 @@
 //! ONNX Runtime, loaded at run time from its shared library (`make models` fetches it,
 //! pinned, from the `onnxruntime` wheel on PyPI); nothing is downloaded at build time.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use ort::session::Session;
@@ -52,7 +52,10 @@ impl OnnxRuntimeBackend {
 #[derive(Debug)]
 pub struct OnnxRuntimeModel {
     environment: Arc<ort::environment::Environment>,
-    model: Vec<u8>,
+    /// Where another session reads the model from. The prepared model is not kept: SFace's
+    /// is 37 MB, as much as a session holds, for sessions that are opened rarely.
+    source: PathBuf,
+    input_shapes: Vec<Vec<usize>>,
     input_names: Vec<String>,
     output_names: Vec<String>,
     idle: Mutex<Vec<Session>>,
@@ -64,9 +67,16 @@ fn ort_error(context: &str) -> impl Fn(ort::Error) -> Error + '_ {
 
 fn open_session(environment: &ort::environment::Environment, model: &[u8], context: &str) -> Result<Session> {
     let err = ort_error(context);
+    // Neither the CPU arena nor the memory pattern (a pre-planned block per input shape)
+    // made inference measurably faster here, and together they kept 32 MB resident
+    // (docs/PERFORMANCE.md, "Memory").
     Session::builder(environment)
         .map_err(&err)?
         .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| err(e.into()))?
+        .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
+        .map_err(|e| err(e.into()))?
+        .with_memory_pattern(false)
         .map_err(|e| err(e.into()))?
         .with_intra_threads(1)
         .map_err(|e| err(e.into()))?
@@ -84,11 +94,13 @@ impl Backend for OnnxRuntimeBackend {
     fn load_onnx(&self, path: &Path, input_shapes: &[Vec<usize>]) -> Result<Arc<dyn InferenceModel>> {
         let model = proto_with_input_shapes(path, input_shapes)?.encode_to_vec();
         let session = open_session(&self.environment, &model, &path.display().to_string())?;
+        drop(model);
         let input_names = session.inputs().iter().map(|i| i.name().to_owned()).collect();
         let output_names = session.outputs().iter().map(|o| o.name().to_owned()).collect();
         Ok(Arc::new(OnnxRuntimeModel {
             environment: self.environment.clone(),
-            model,
+            source: path.to_path_buf(),
+            input_shapes: input_shapes.to_vec(),
             input_names,
             output_names,
             idle: Mutex::new(vec![session]),
@@ -125,7 +137,10 @@ impl InferenceModel for OnnxRuntimeModel {
         let idle = self.idle.lock().map_err(|_| Error::Model("session pool poisoned".into()))?.pop();
         let mut session = match idle {
             Some(session) => session,
-            None => open_session(&self.environment, &self.model, "another session")?,
+            None => {
+                let model = proto_with_input_shapes(&self.source, &self.input_shapes)?.encode_to_vec();
+                open_session(&self.environment, &model, &self.source.display().to_string())?
+            }
         };
         let outputs = self.run_on(&mut session, inputs);
         if let Ok(mut idle) = self.idle.lock() {
