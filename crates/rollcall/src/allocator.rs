@@ -5,7 +5,7 @@
 //! memory its threads freed for reuse. The server's threads (HTTP, task workers, inference)
 //! each decode photos into blocks of megabytes and the model load parses and copies SFace
 //! (37 MB), so an idle server held tens of megabytes it had freed. One heap per core keeps
-//! 32 MB less resident (docs/PERFORMANCE.md, "Memory by enrolled people") with no change in
+//! 36 MB less resident (docs/PERFORMANCE.md, "Memory by enrolled people") with no change in
 //! `rollcall bench`'s throughput. Returning every large block at once (a low mmap or trim
 //! threshold) would save more but halved throughput: inference allocates and frees blocks of
 //! hundreds of kilobytes for every layer.

@@ -65,8 +65,16 @@ fn ort_error(context: &str) -> impl Fn(ort::Error) -> Error + '_ {
     move |e| Error::Model(format!("{context}: {e}"))
 }
 
-fn open_session(environment: &ort::environment::Environment, model: &[u8], context: &str) -> Result<Session> {
-    let err = ort_error(context);
+/// Opens a session on the model at `path` with its inputs fixed to `input_shapes`; the
+/// prepared model bytes live only while ONNX Runtime reads them.
+fn open_session(
+    environment: &ort::environment::Environment,
+    path: &Path,
+    input_shapes: &[Vec<usize>],
+) -> Result<Session> {
+    let model = proto_with_input_shapes(path, input_shapes)?.encode_to_vec();
+    let context = path.display().to_string();
+    let err = ort_error(&context);
     // Neither the CPU arena nor the memory pattern (a pre-planned block per input shape)
     // made inference measurably faster here, and together they kept 32 MB resident
     // (docs/PERFORMANCE.md, "Memory").
@@ -82,7 +90,7 @@ fn open_session(environment: &ort::environment::Environment, model: &[u8], conte
         .map_err(|e| err(e.into()))?
         .with_inter_threads(1)
         .map_err(|e| err(e.into()))?
-        .commit_from_memory(model)
+        .commit_from_memory(&model)
         .map_err(&err)
 }
 
@@ -92,9 +100,7 @@ impl Backend for OnnxRuntimeBackend {
     }
 
     fn load_onnx(&self, path: &Path, input_shapes: &[Vec<usize>]) -> Result<Arc<dyn InferenceModel>> {
-        let model = proto_with_input_shapes(path, input_shapes)?.encode_to_vec();
-        let session = open_session(&self.environment, &model, &path.display().to_string())?;
-        drop(model);
+        let session = open_session(&self.environment, path, input_shapes)?;
         let input_names = session.inputs().iter().map(|i| i.name().to_owned()).collect();
         let output_names = session.outputs().iter().map(|o| o.name().to_owned()).collect();
         Ok(Arc::new(OnnxRuntimeModel {
@@ -137,10 +143,7 @@ impl InferenceModel for OnnxRuntimeModel {
         let idle = self.idle.lock().map_err(|_| Error::Model("session pool poisoned".into()))?.pop();
         let mut session = match idle {
             Some(session) => session,
-            None => {
-                let model = proto_with_input_shapes(&self.source, &self.input_shapes)?.encode_to_vec();
-                open_session(&self.environment, &model, &self.source.display().to_string())?
-            }
+            None => open_session(&self.environment, &self.source, &self.input_shapes)?,
         };
         let outputs = self.run_on(&mut session, inputs);
         if let Ok(mut idle) = self.idle.lock() {
