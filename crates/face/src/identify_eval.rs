@@ -160,18 +160,22 @@ pub struct IdentifyReport {
 
 /// The passive check on real photos: how many it refuses at each threshold, the highest
 /// threshold that refuses at most [`REAL_REFUSAL_BUDGET`] of them, and the highest at which
-/// that holds with 95% confidence (the rule [`crate::antispoof::DEFAULT_THRESHOLD`] follows).
+/// that holds with 95% confidence, people being the unit of sampling (the rule
+/// [`crate::antispoof::DEFAULT_THRESHOLD`] follows).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PassiveLiveness {
     /// Photos with a face the check scored (enrollment photos and probes).
     pub photos: usize,
+    /// People with at least one such photo.
+    pub people: usize,
     /// The engine's threshold in this run, and the share of the photos it refuses.
     pub threshold: f32,
     pub refused_at_threshold: f64,
     /// The highest threshold (two decimals) refusing at most the budget of the photos.
     pub threshold_for_budget: f32,
     /// The highest threshold (two decimals) whose share refused has a one-sided 95% upper
-    /// confidence bound at most the budget: what other real photos should see.
+    /// confidence bound at most the budget, photos of one person not counted as independent:
+    /// what the photos of other people should see.
     pub threshold_for_budget_95: f32,
     pub budget: f64,
     /// `(threshold, share refused)` from 0.30 to 0.80.
@@ -181,37 +185,70 @@ pub struct PassiveLiveness {
 /// The share of real photos the passive check may refuse at its default threshold.
 pub const REAL_REFUSAL_BUDGET: f64 = 0.01;
 
-/// The passive check's figures over `scores` (every face it scored), at `threshold`.
-fn passive_liveness(scores: &[f32], threshold: f32) -> Option<PassiveLiveness> {
+/// The passive check's figures over `scores` (every face it scored, each with the person it
+/// belongs to), at `threshold`.
+fn passive_liveness(scores: &[(usize, f32)], threshold: f32) -> Option<PassiveLiveness> {
     if scores.is_empty() {
         return None;
     }
-    let refused_count = |t: f32| scores.iter().filter(|&&score| score < t).count();
-    let refused = |t: f32| refused_count(t) as f64 / scores.len() as f64;
+    let refused = |t: f32| scores.iter().filter(|&&(_, score)| score < t).count() as f64 / scores.len() as f64;
     let highest_where =
         |holds: &dyn Fn(f32) -> bool| (0..=100).rev().map(|k| k as f32 / 100.0).find(|&t| holds(t)).unwrap_or(0.0);
     Some(PassiveLiveness {
         photos: scores.len(),
+        people: refusals_per_person(scores, 0.0).len(),
         threshold,
         refused_at_threshold: refused(threshold),
         threshold_for_budget: highest_where(&|t| refused(t) <= REAL_REFUSAL_BUDGET),
         threshold_for_budget_95: highest_where(&|t| {
-            upper_bound_95(refused_count(t), scores.len()) <= REAL_REFUSAL_BUDGET
+            clustered_upper_bound_95(&refusals_per_person(scores, t)) <= REAL_REFUSAL_BUDGET
         }),
         budget: REAL_REFUSAL_BUDGET,
         curve: (30..=80).step_by(5).map(|k| k as f32 / 100.0).map(|t| (t, refused(t))).collect(),
     })
 }
 
-/// The one-sided 95% upper confidence bound (Wilson score interval) of a rate seen as
-/// `k` events in `n` trials: a rate measured on one sample of photos says little about the
-/// next unless its bound is taken.
-fn upper_bound_95(k: usize, n: usize) -> f64 {
+/// `(photos, photos refused)` of each person at threshold `t`.
+fn refusals_per_person(scores: &[(usize, f32)], t: f32) -> Vec<(usize, usize)> {
+    let mut counts = std::collections::BTreeMap::<usize, (usize, usize)>::new();
+    for &(person, score) in scores {
+        let entry = counts.entry(person).or_default();
+        entry.0 += 1;
+        entry.1 += usize::from(score < t);
+    }
+    counts.into_values().collect()
+}
+
+/// The one-sided 95% upper confidence bound of a rate seen as `(trials, events)` in each of
+/// several clusters (people). Photos of one person share their face, skin, lighting and
+/// camera, so the passive check tends to refuse all or none of them: the sample holds
+/// fewer independent observations than photos. The Wilson bound is taken over the effective
+/// sample size (Kish): the photos divided by the design effect, the ratio of the
+/// cluster-robust variance of the rate to the binomial one (at least 1). With every event
+/// in a different cluster it is Wilson's bound over the photos.
+fn clustered_upper_bound_95(clusters: &[(usize, usize)]) -> f64 {
+    let n: usize = clusters.iter().map(|&(trials, _)| trials).sum();
+    let k: usize = clusters.iter().map(|&(_, events)| events).sum();
+    let m = clusters.len();
     if n == 0 {
         return 1.0;
     }
+    let p = k as f64 / n as f64;
+    let binomial = p * (1.0 - p) / n as f64;
+    let design_effect = if binomial > 0.0 && m > 1 {
+        let spread: f64 = clusters.iter().map(|&(trials, events)| (events as f64 - p * trials as f64).powi(2)).sum();
+        let robust = m as f64 / (m - 1) as f64 * spread / (n as f64).powi(2);
+        (robust / binomial).max(1.0)
+    } else {
+        1.0
+    };
+    wilson_upper_95(p, n as f64 / design_effect)
+}
+
+/// Wilson's one-sided 95% upper bound of a rate `p` measured over `n` independent trials:
+/// a rate measured on one sample says little about the next unless its bound is taken.
+fn wilson_upper_95(p: f64, n: f64) -> f64 {
     const Z: f64 = 1.644_853_6;
-    let (n, p) = (n as f64, k as f64 / n as f64);
     let spread = Z * (p * (1.0 - p) / n + Z * Z / (4.0 * n * n)).sqrt();
     (p + Z * Z / (2.0 * n) + spread) / (1.0 + Z * Z / n)
 }
@@ -616,7 +653,11 @@ pub fn evaluate_identify(
         threads,
         curve,
         passive_liveness: passive_liveness(
-            &photos.iter().filter_map(|p| p.face.as_ref().and_then(|f| f.anti_spoof_score)).collect::<Vec<_>>(),
+            &jobs
+                .iter()
+                .zip(&photos)
+                .filter_map(|(&(person, _, _), p)| Some((person, p.face.as_ref()?.anti_spoof_score?)))
+                .collect::<Vec<_>>(),
             engine.anti_spoof().map_or(0.0, |a| a.threshold()),
         ),
     })
@@ -626,19 +667,36 @@ pub fn evaluate_identify(
 mod tests {
     use super::*;
 
+    /// One photo per person: every photo is its own cluster.
+    fn independent(k: usize, n: usize) -> Vec<(usize, usize)> {
+        (0..n).map(|i| (1, usize::from(i < k))).collect()
+    }
+
     #[test]
-    fn the_upper_bound_is_wilsons() {
+    fn without_clusters_the_bound_is_wilsons() {
         // No event in 100 trials still allows 2.6% (the textbook one-sided 95% figure).
-        assert!((upper_bound_95(0, 100) - 0.0263).abs() < 5e-4);
-        assert!((upper_bound_95(7, 1421) - 0.0091).abs() < 5e-4);
-        assert!(upper_bound_95(10, 1000) > 0.01, "a rate of exactly 1% is not known to be at most 1%");
-        assert_eq!(upper_bound_95(0, 0), 1.0);
+        assert!((clustered_upper_bound_95(&independent(0, 100)) - 0.0263).abs() < 5e-4);
+        assert!((clustered_upper_bound_95(&independent(7, 1421)) - 0.0091).abs() < 5e-4);
+        assert!(clustered_upper_bound_95(&independent(10, 1000)) > 0.01, "exactly 1% is not known to be at most 1%");
+        assert_eq!(clustered_upper_bound_95(&[]), 1.0);
+    }
+
+    #[test]
+    fn refusals_of_one_person_count_for_less_than_refusals_spread_over_people() {
+        // 200 people with 5 photos each, 4 refused: one each of four people, or four of one.
+        let spread: Vec<(usize, usize)> = (0..200).map(|i| (5, usize::from(i < 4))).collect();
+        let gathered: Vec<(usize, usize)> = (0..200).map(|i| (5, if i == 0 { 4 } else { 0 })).collect();
+        let (spread, gathered) = (clustered_upper_bound_95(&spread), clustered_upper_bound_95(&gathered));
+        // Equal to the bound over independent photos, up to the variance estimate's small-sample factor.
+        assert!((spread - clustered_upper_bound_95(&independent(4, 1000))).abs() < 1e-4, "{spread}");
+        assert!(gathered > 0.01 && spread < 0.01, "gathered {gathered}, spread {spread}");
     }
 
     #[test]
     fn the_confident_threshold_leaves_room_below_the_budget() {
-        // 1,000 real faces: 4 score 0.30, 6 score 0.505, the rest 0.955.
+        // 1,000 real faces of 1,000 people: 4 score 0.30, 6 score 0.505, the rest 0.955.
         let scores: Vec<f32> = [vec![0.30; 4], vec![0.505; 6], vec![0.955; 990]].into_iter().flatten().collect();
+        let scores: Vec<(usize, f32)> = scores.into_iter().enumerate().collect();
         let passive = passive_liveness(&scores, 0.51).unwrap();
         assert_eq!(passive.refused_at_threshold, 0.01);
         assert_eq!(passive.threshold_for_budget, 0.95, "10 of 1,000 refused is within 1%");

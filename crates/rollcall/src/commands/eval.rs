@@ -314,8 +314,9 @@ fn print_identify(r: &IdentifyReport) {
     );
     if let Some(passive) = &r.passive_liveness {
         println!(
-            "passive liveness on {} real faces: threshold {:.2} refuses {:.1}%; {:.2} is the highest refusing at most {:.0}%, {:.2} the highest doing so with 95% confidence",
+            "passive liveness on {} real faces of {} people: threshold {:.2} refuses {:.1}%; {:.2} is the highest refusing at most {:.0}%, {:.2} the highest doing so with 95% confidence (people as the unit of sampling)",
             passive.photos,
+            passive.people,
             passive.threshold,
             passive.refused_at_threshold * 100.0,
             passive.threshold_for_budget,
