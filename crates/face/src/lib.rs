@@ -36,5 +36,5 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use evidence::{EVIDENCE_MAX_SIDE, evidence_crop};
 pub use geometry::{BoundingBox, Landmarks, Point};
-pub use index::{ExactIndex, FaceIndex, Fusion, SearchHit, SearchResult};
+pub use index::{ExactIndex, FaceIndex, Fusion, SPLIT_SCAN_MIN_ROWS, SearchHit, SearchResult};
 pub use quality::{Quality, QualityConfig, QualityIssue};

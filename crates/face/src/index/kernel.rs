@@ -5,9 +5,11 @@
 //! The scan is limited by memory bandwidth only once each row costs a couple of
 //! instructions. On CPUs with AVX-512 VNNI (Ice Lake, Sapphire Rapids, Zen 4 and later) one
 //! `vpdpbusd` multiplies and sums 64 byte pairs, so a 128-byte row takes two; that is why the
-//! rows are unsigned and the probe signed (the instruction's operand types). Elsewhere a
-//! portable loop gives the same integers more slowly. The choice is made at run time, so
-//! one binary runs on any x86-64.
+//! rows are unsigned and the probe signed (the instruction's operand types). On CPUs with
+//! AVX2 only (most x86-64 of the last ten years) the 4-bit pass does the same with
+//! `vpmaddubsw` and `vpmaddwd` on 32 bytes at a time: the 4-bit codes keep its 16-bit sums
+//! far from saturating, so the integers are exact. Elsewhere a portable loop gives the same
+//! integers more slowly. The choice is made at run time, so one binary runs on any x86-64.
 //!
 //! This module is the crate's only `unsafe` code: the intrinsics read through raw pointers,
 //! and calling a function compiled for features the build does not assume needs the run-time
@@ -29,6 +31,10 @@ pub(super) const STEPS_AT: usize = BLOCK_BYTES;
 pub(super) const ERRORS_AT: usize = BLOCK_BYTES + LANES * 4;
 /// Groups of 8 dimensions in a row.
 const GROUPS: usize = EMBEDDING_DIM / 8;
+/// How far ahead of the loads the 4-bit pass asks for memory: the scan is limited by
+/// memory latency otherwise, the hardware prefetcher alone keeping too few lines in flight.
+#[cfg(target_arch = "x86_64")]
+const PREFETCH_AHEAD: usize = 4 * BLOCK_STRIDE;
 
 /// What the 4-bit pass needs of a probe: its bytes, for each group of 8 dimensions the
 /// first 4 and the last 4 as one little-endian word each, and the constants of the bound.
@@ -83,6 +89,13 @@ pub(super) fn nibble_bounds(probe: &NibbleProbe, blocks: &[u8], threshold: f32, 
         // SAFETY: the CPU has the features `vnni::nibble_bounds` is compiled for (checked
         // just above), and the sizes it relies on were asserted.
         unsafe { vnni::nibble_bounds(probe, blocks, threshold, out) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        // SAFETY: the CPU has AVX2 (checked just above), and the sizes `avx2::nibble_bounds`
+        // relies on were asserted.
+        unsafe { avx2::nibble_bounds(probe, blocks, threshold, out) };
         return;
     }
     portable_nibble_bounds(probe, blocks, threshold, out);
@@ -157,11 +170,9 @@ mod vnni {
         _mm512_setzero_si512, _mm512_srli_epi16, _mm512_storeu_ps, _mm512_sub_epi32, _mm512_sub_ps,
     };
 
-    use super::{BLOCK_BYTES, BLOCK_STRIDE, EMBEDDING_DIM, ERRORS_AT, LANES, NibbleBounds, NibbleProbe, STEPS_AT};
-
-    /// How far ahead of the loads the 4-bit pass asks for memory: the scan is limited by
-    /// memory latency otherwise, the hardware prefetcher alone keeping too few lines in flight.
-    const PREFETCH_AHEAD: usize = 4 * BLOCK_STRIDE;
+    use super::{
+        BLOCK_BYTES, BLOCK_STRIDE, EMBEDDING_DIM, ERRORS_AT, LANES, NibbleBounds, NibbleProbe, PREFETCH_AHEAD, STEPS_AT,
+    };
 
     /// A row is two 64-byte vectors.
     const HALF: usize = EMBEDDING_DIM / 2;
@@ -245,6 +256,99 @@ mod vnni {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::{
+        __m256i, _CMP_GE_OQ, _MM_HINT_T0, _mm_prefetch, _mm256_add_epi16, _mm256_add_epi32, _mm256_add_ps,
+        _mm256_and_si256, _mm256_cmp_ps, _mm256_cvtepi32_ps, _mm256_loadu_ps, _mm256_loadu_si256, _mm256_madd_epi16,
+        _mm256_maddubs_epi16, _mm256_movemask_ps, _mm256_mul_ps, _mm256_set1_epi8, _mm256_set1_epi16,
+        _mm256_set1_epi32, _mm256_set1_ps, _mm256_setzero_si256, _mm256_srli_epi16, _mm256_storeu_ps, _mm256_sub_epi32,
+        _mm256_sub_ps,
+    };
+
+    use super::{BLOCK_BYTES, BLOCK_STRIDE, ERRORS_AT, LANES, NibbleBounds, NibbleProbe, PREFETCH_AHEAD, STEPS_AT};
+
+    /// Lanes in one 32-byte vector: half a block.
+    const HALF: usize = LANES / 2;
+
+    /// The standard library caches what it detected, so this is cheap per call.
+    pub(super) fn available() -> bool {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2; the sizes must be those [`super::nibble_bounds`] asserts.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn nibble_bounds(probe: &NibbleProbe, blocks: &[u8], threshold: f32, out: NibbleBounds<'_>) {
+        let nibble = _mm256_set1_epi8(0x0F);
+        let ones = _mm256_set1_epi16(1);
+        let words = probe.groups.map(|[low, high]| (_mm256_set1_epi32(low), _mm256_set1_epi32(high)));
+        let (offset, probe_step) = (_mm256_set1_epi32(probe.offset), _mm256_set1_ps(probe.step));
+        let (factor, base) = (_mm256_set1_ps(probe.error_factor), _mm256_set1_ps(probe.error_base));
+        let threshold = _mm256_set1_ps(threshold);
+        // Each product of a nibble (at most 15) and a probe byte is at most 1,920 in size, so
+        // `vpmaddubsw`'s pairs and the sum of four of them (two groups, low and high
+        // nibbles) stay far inside i16: nothing saturates.
+        let group_pair = |first: __m256i, second: __m256i, words: &[(__m256i, __m256i)]| {
+            let low = |v: __m256i| _mm256_and_si256(v, nibble);
+            let high = |v: __m256i| _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+            let pairs = _mm256_add_epi16(
+                _mm256_add_epi16(
+                    _mm256_maddubs_epi16(low(first), words[0].0),
+                    _mm256_maddubs_epi16(high(first), words[0].1),
+                ),
+                _mm256_add_epi16(
+                    _mm256_maddubs_epi16(low(second), words[1].0),
+                    _mm256_maddubs_epi16(high(second), words[1].1),
+                ),
+            );
+            _mm256_madd_epi16(pairs, ones)
+        };
+        for (block, bytes) in blocks.chunks_exact(BLOCK_STRIDE).enumerate() {
+            // Lanes 0–7 are the first 32 bytes of each group's 64, lanes 8–15 the other 32.
+            let (mut first_lanes, mut last_lanes) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+            for (pair, words) in bytes[..BLOCK_BYTES].chunks_exact(2 * 64).zip(words.chunks_exact(2)) {
+                // SAFETY: `chunks_exact` gives 2 · 64 readable bytes; unaligned loads are
+                // allowed. A prefetch never faults, so its address may lie past the end.
+                let [a, b, c, d] = unsafe {
+                    let ahead = pair.as_ptr().wrapping_add(PREFETCH_AHEAD).cast::<i8>();
+                    _mm_prefetch::<_MM_HINT_T0>(ahead);
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
+                    let at = pair.as_ptr().cast::<__m256i>();
+                    [0, 32, 64, 96].map(|offset| _mm256_loadu_si256(at.byte_add(offset)))
+                };
+                first_lanes = _mm256_add_epi32(first_lanes, group_pair(a, c, words));
+                last_lanes = _mm256_add_epi32(last_lanes, group_pair(b, d, words));
+            }
+            let mut flagged = 0u16;
+            for (half, sums) in [first_lanes, last_lanes].into_iter().enumerate() {
+                let scores = _mm256_sub_epi32(sums, offset);
+                let at = block * LANES + half * HALF;
+                let lanes = half * HALF * 4;
+                // SAFETY: a block holds LANES f32 steps and errors at STEPS_AT and ERRORS_AT,
+                // and the caller's sizes give LANES writable f32s at `block * LANES` in
+                // `upper` and `lower`: HALF of them at `at`; unaligned loads and stores are
+                // allowed.
+                unsafe {
+                    let (step, error) = (
+                        _mm256_loadu_ps(bytes.as_ptr().add(STEPS_AT + lanes).cast()),
+                        _mm256_loadu_ps(bytes.as_ptr().add(ERRORS_AT + lanes).cast()),
+                    );
+                    // The portable loop's operations in its order (no fused multiply-add).
+                    let estimate = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(scores), step), probe_step);
+                    let bound = _mm256_add_ps(_mm256_mul_ps(error, factor), base);
+                    let upper = _mm256_add_ps(estimate, bound);
+                    _mm256_storeu_ps(out.upper.as_mut_ptr().add(at), upper);
+                    _mm256_storeu_ps(out.lower.as_mut_ptr().add(at), _mm256_sub_ps(estimate, bound));
+                    let reached = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(upper, threshold)) as u16;
+                    flagged |= reached << (half * HALF);
+                }
+            }
+            out.flagged[block] = flagged;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +410,11 @@ mod tests {
             };
             let fast = run(nibble_bounds);
             assert_eq!(fast, run(portable_nibble_bounds));
+            #[cfg(target_arch = "x86_64")]
+            if avx2::available() {
+                // SAFETY: the CPU has AVX2, and `run` passes the sizes `nibble_bounds` asserts.
+                assert_eq!(fast, run(|p, b, t, o| unsafe { avx2::nibble_bounds(p, b, t, o) }), "AVX2");
+            }
             let (upper, lower, flagged) = fast;
             for row in 0..rows {
                 let (block, lane) = (row / LANES, row % LANES);

@@ -107,16 +107,23 @@ impl NibbleRows {
         self.blocks.len()
     }
 
-    /// Every row whose real score can reach the second-best identity's, in row order.
+    /// Every row whose real score can reach the second-best identity's, in row order,
+    /// scanned on `threads` threads (each a contiguous share of the blocks).
     ///
     /// Each row's coded estimate with its bound gives an interval the real score lies in.
     /// The second-best identity's real score `S₂` is at least the second-highest identity
     /// lower end seen (two identities with those real scores exist), so a row whose upper
     /// end is below that cannot be the best or second identity's best row. The threshold
-    /// only rises as the scan goes (the kernel compares with its value at the start of each
-    /// chunk, which can only keep more rows), and the rows kept early are filtered again
-    /// at the end.
-    pub(super) fn candidates(&self, probe: &QuantizedProbe, owner: impl Fn(usize) -> u32) -> Vec<usize> {
+    /// only rises as a scan goes (the kernel compares with its value at the start of each
+    /// chunk, which can only keep more rows); each thread's share has a threshold of its
+    /// own, lower than the whole scan's would be, and the rows kept are filtered again at
+    /// the end with the threshold of all shares together.
+    pub(super) fn candidates(
+        &self,
+        probe: &QuantizedProbe,
+        owner: impl Fn(usize) -> u32 + Sync,
+        threads: usize,
+    ) -> Vec<usize> {
         let probe = NibbleProbe::new(
             probe.codes(),
             CODE_OFFSET,
@@ -124,14 +131,49 @@ impl NibbleRows {
             probe.error() as f32,
             ROUNDING_SLACK,
         );
+        let chunks = self.blocks.len().div_ceil(CHUNK_BLOCKS * BLOCK_STRIDE);
+        let per_thread = chunks.div_ceil(threads.max(1)).max(1);
+        let shares: Vec<Share> = if per_thread >= chunks {
+            vec![self.scan(&probe, 0..chunks, &owner)]
+        } else {
+            std::thread::scope(|scope| {
+                let scans: Vec<_> = (0..chunks)
+                    .step_by(per_thread)
+                    .map(|first| {
+                        let (probe, owner) = (&probe, &owner);
+                        scope.spawn(move || self.scan(probe, first..(first + per_thread).min(chunks), owner))
+                    })
+                    .collect();
+                scans.into_iter().map(|scan| scan.join().expect("a search thread panicked")).collect()
+            })
+        };
+        let mut top = TopTwo::new(f32::NEG_INFINITY);
+        for share in &shares {
+            top.offer(share.top.best.0, share.top.best.1);
+            top.offer(share.top.second.0, share.top.second.1);
+        }
+        let threshold = top.second.1;
+        shares
+            .into_iter()
+            .flat_map(|share| share.found)
+            .filter(|&(_, upper)| upper >= threshold)
+            .map(|(row, _)| row)
+            .collect()
+    }
+
+    /// The rows of chunks `chunks` that can reach the running threshold, with their upper
+    /// bounds, and the best two identities' lower ends among them.
+    fn scan(&self, probe: &NibbleProbe, chunks: std::ops::Range<usize>, owner: &impl Fn(usize) -> u32) -> Share {
+        let chunk_bytes = CHUNK_BLOCKS * BLOCK_STRIDE;
+        let bytes = &self.blocks[chunks.start * chunk_bytes..(chunks.end * chunk_bytes).min(self.blocks.len())];
         let mut top = TopTwo::new(f32::NEG_INFINITY);
         let mut threshold = f32::NEG_INFINITY;
         let mut found: Vec<(usize, f32)> = Vec::new();
         let (mut upper, mut lower) = ([0.0f32; CHUNK_BLOCKS * LANES], [0.0f32; CHUNK_BLOCKS * LANES]);
         let mut flagged = [0u16; CHUNK_BLOCKS];
-        for (chunk, bytes) in self.blocks.chunks(CHUNK_BLOCKS * BLOCK_STRIDE).enumerate() {
+        for (chunk, bytes) in (chunks.start..).zip(bytes.chunks(chunk_bytes)) {
             let out = NibbleBounds { upper: &mut upper, lower: &mut lower, flagged: &mut flagged };
-            kernel::nibble_bounds(&probe, bytes, threshold, out);
+            kernel::nibble_bounds(probe, bytes, threshold, out);
             let first = chunk * CHUNK_BLOCKS * LANES;
             for (block, &mask) in flagged[..bytes.len() / BLOCK_STRIDE].iter().enumerate() {
                 let mut mask = mask;
@@ -147,6 +189,12 @@ impl NibbleRows {
                 }
             }
         }
-        found.into_iter().filter(|&(_, upper)| upper >= threshold).map(|(row, _)| row).collect()
+        Share { found, top }
     }
+}
+
+/// What one thread's scan of a share of the blocks kept.
+struct Share {
+    found: Vec<(usize, f32)>,
+    top: TopTwo<f32>,
 }
