@@ -37,16 +37,8 @@ bin=${ROLLCALL_BIN:+$(realpath "$ROLLCALL_BIN")}
 cd "$(dirname "$0")/.."
 images=${images:-${ROLLCALL_FIXTURES_DIR:-$PWD/fixtures}/images}
 
-pins="opencv-python-headless==4.14.0.94 numpy==2.4.6"
-venv=$HOME/.cache/rollcall/opencv-venv
-if [ "$(cat "$venv/pins" 2>/dev/null)" != "$pins" ]; then
-  echo "making $venv with $pins" >&2
-  python3 -m venv "$venv"
-  # shellcheck disable=SC2086 # one word a pin
-  "$venv/bin/pip" install --quiet --disable-pip-version-check $pins
-  echo "$pins" >"$venv/pins"
-fi
-py=$venv/bin/python
+source scripts/python-venv.sh
+python_venv opencv-venv "opencv-python-headless==4.14.0.94 numpy==2.4.6"
 
 make --quiet models fixtures
 models=${ROLLCALL_MODELS_DIR:-$PWD/data/models}
