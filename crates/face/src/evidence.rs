@@ -2,7 +2,7 @@
 //! says "that was not me".
 
 use image::codecs::jpeg::JpegEncoder;
-use image::imageops::{self, FilterType};
+use image::imageops;
 
 use crate::decode::DecodedImage;
 use crate::geometry::BoundingBox;
@@ -32,7 +32,10 @@ pub fn evidence_crop(image: &DecodedImage, bbox: &BoundingBox) -> Option<Vec<u8>
     if longest > EVIDENCE_MAX_SIDE {
         let scale = EVIDENCE_MAX_SIDE as f32 / longest as f32;
         let size = |side: u32| ((side as f32 * scale).round() as u32).max(1);
-        crop = imageops::resize(&crop, size(crop_width), size(crop_height), FilterType::Triangle);
+        // The detector's area average: the filter for shrinking, and far cheaper than a
+        // triangle filter's over a face crop of a multi-megapixel photo (a profile of the
+        // HTTP bench had that resize at 1.6% of the server's CPU).
+        crop = crate::detect::area_resize(&crop, size(crop_width), size(crop_height));
     }
     let mut jpeg = Vec::new();
     JpegEncoder::new_with_quality(&mut jpeg, JPEG_QUALITY).encode_image(&crop).ok()?;
