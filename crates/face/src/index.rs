@@ -135,6 +135,12 @@ impl<S: PartialOrd + Copy> TopTwo<S> {
             self.second = (owner, score);
         }
     }
+    /// What offering every row `other` saw would leave, as far as the best two go: its
+    /// best and second identities at their scores.
+    fn merge(&mut self, other: &Self) {
+        self.offer(other.best.0, other.best.1);
+        self.offer(other.second.0, other.second.1);
+    }
 }
 
 impl ExactIndex {

@@ -27,6 +27,8 @@ const CODE_OFFSET: i32 = 8;
 const ROUNDING_SLACK: f32 = 1e-4;
 /// Blocks handed to the kernel at a time: their bounds stay in L1.
 const CHUNK_BLOCKS: usize = 16;
+/// Bytes of such a chunk.
+const CHUNK_BYTES: usize = CHUNK_BLOCKS * BLOCK_STRIDE;
 
 /// The 4-bit rows, kept in step with the f32 rows they mirror.
 #[derive(Debug, Clone, Default)]
@@ -131,7 +133,7 @@ impl NibbleRows {
             probe.error() as f32,
             ROUNDING_SLACK,
         );
-        let chunks = self.blocks.len().div_ceil(CHUNK_BLOCKS * BLOCK_STRIDE);
+        let chunks = self.blocks.len().div_ceil(CHUNK_BYTES);
         let per_thread = chunks.div_ceil(threads.max(1)).max(1);
         let shares: Vec<Share> = if per_thread >= chunks {
             vec![self.scan(&probe, 0..chunks, &owner)]
@@ -149,8 +151,7 @@ impl NibbleRows {
         };
         let mut top = TopTwo::new(f32::NEG_INFINITY);
         for share in &shares {
-            top.offer(share.top.best.0, share.top.best.1);
-            top.offer(share.top.second.0, share.top.second.1);
+            top.merge(&share.top);
         }
         let threshold = top.second.1;
         shares
@@ -164,14 +165,13 @@ impl NibbleRows {
     /// The rows of chunks `chunks` that can reach the running threshold, with their upper
     /// bounds, and the best two identities' lower ends among them.
     fn scan(&self, probe: &NibbleProbe, chunks: std::ops::Range<usize>, owner: &impl Fn(usize) -> u32) -> Share {
-        let chunk_bytes = CHUNK_BLOCKS * BLOCK_STRIDE;
-        let bytes = &self.blocks[chunks.start * chunk_bytes..(chunks.end * chunk_bytes).min(self.blocks.len())];
+        let bytes = &self.blocks[chunks.start * CHUNK_BYTES..(chunks.end * CHUNK_BYTES).min(self.blocks.len())];
         let mut top = TopTwo::new(f32::NEG_INFINITY);
         let mut threshold = f32::NEG_INFINITY;
         let mut found: Vec<(usize, f32)> = Vec::new();
         let (mut upper, mut lower) = ([0.0f32; CHUNK_BLOCKS * LANES], [0.0f32; CHUNK_BLOCKS * LANES]);
         let mut flagged = [0u16; CHUNK_BLOCKS];
-        for (chunk, bytes) in (chunks.start..).zip(bytes.chunks(chunk_bytes)) {
+        for (chunk, bytes) in (chunks.start..).zip(bytes.chunks(CHUNK_BYTES)) {
             let out = NibbleBounds { upper: &mut upper, lower: &mut lower, flagged: &mut flagged };
             kernel::nibble_bounds(probe, bytes, threshold, out);
             let first = chunk * CHUNK_BLOCKS * LANES;
